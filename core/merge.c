@@ -1,0 +1,499 @@
+/*
+ * merge.c - the per-key deterministic merge (see gitkv/merge.h).
+ *
+ * merge_dir() walks the three trees (base, ours, theirs) together and only
+ * descends where they differ, so its cost is the size of the difference.
+ * For each name:
+ *   ours == theirs               -> that entry
+ *   ours == base                 -> theirs (one-sided change)
+ *   theirs == base               -> ours
+ *   both trees (base tree/none)  -> recurse
+ *   anything else                -> a conflict at this path: the side whose
+ *                                   last change to the path is newer wins
+ *                                   the whole path (value or subtree).
+ * "Last change" of a path on a side is found by walking the commits that
+ * side has and the base does not (newest first); a non-merge commit changes
+ * the path if its entry differs from its parent's, a merge commit only if
+ * it differs from every parent's (a merge that took one side did not author
+ * the value). The winner is the larger (committer time, node name, commit
+ * id), then the larger entry id: a total order both sides agree on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gitkv/key.h"
+#include "gitkv/merge.h"
+#include "store_internal.h"
+
+struct side {
+	git_oid *commits;	/* commits of this side not in the base, newest first */
+	size_t n;
+};
+
+struct merge_ctx {
+	git_repository *repo;
+	struct side ours, theirs;
+	char **conflicts;
+	size_t nconflicts, cap;
+};
+
+struct stamp {
+	int64_t time;
+	char node[128];
+	git_oid id;
+	bool found;
+};
+
+static int side_load(struct side *s, git_repository *repo, const git_oid *head,
+		     const git_oid *base)
+{
+	git_revwalk *walk = NULL;
+	git_oid id;
+	size_t cap = 0;
+	int error = git_revwalk_new(&walk, repo);
+
+	if (error < 0)
+		return error;
+	git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+	if ((error = git_revwalk_push(walk, head)) < 0 ||
+	    (base && (error = git_revwalk_hide(walk, base)) < 0))
+		goto out;
+	while ((error = git_revwalk_next(&id, walk)) == 0) {
+		if (s->n == cap) {
+			git_oid *v;
+
+			cap = cap ? cap * 2 : 16;
+			v = realloc(s->commits, cap * sizeof(*v));
+			if (!v) {
+				error = -1;
+				goto out;
+			}
+			s->commits = v;
+		}
+		s->commits[s->n++] = id;
+	}
+	if (error == GIT_ITEROVER)
+		error = 0;
+out:
+	git_revwalk_free(walk);
+	return error;
+}
+
+/* The entry at `path` in commit `c` (NULL if none); caller frees. */
+static int entry_in(git_tree_entry **out, git_commit *c, const char *path)
+{
+	git_tree *tree = NULL;
+	int error = git_commit_tree(&tree, c);
+
+	*out = NULL;
+	if (error < 0)
+		return error;
+	error = git_tree_entry_bypath(out, tree, path);
+	git_tree_free(tree);
+	if (error == GIT_ENOTFOUND) {
+		git_error_clear();
+		error = 0;
+	}
+	return error;
+}
+
+static bool entries_equal(const git_tree_entry *a, const git_tree_entry *b)
+{
+	if (!a || !b)
+		return a == b;
+	return !git_oid_cmp(git_tree_entry_id(a), git_tree_entry_id(b)) &&
+	       git_tree_entry_filemode(a) == git_tree_entry_filemode(b);
+}
+
+static void commit_node(git_commit *c, char *out, size_t size)
+{
+	const char *msg = git_commit_message(c);
+	git_message_trailer_array arr = { 0 };
+	const git_signature *sig = git_commit_committer(c);
+	const char *at;
+
+	out[0] = '\0';
+	if (msg && git_message_trailers(&arr, msg) == 0) {
+		for (size_t i = 0; i < arr.count; i++)
+			if (!strcmp(arr.trailers[i].key, "Gitkv-Node"))
+				snprintf(out, size, "%s", arr.trailers[i].value);
+		git_message_trailer_array_free(&arr);
+	}
+	git_error_clear();
+	if (!out[0] && sig && sig->email && (at = strchr(sig->email, '@')))
+		snprintf(out, size, "%s", at + 1);
+}
+
+/* Did commit `c` author a change at `path`? */
+static int changed_in(bool *out, git_commit *c, const char *path)
+{
+	git_tree_entry *mine = NULL;
+	unsigned int np = git_commit_parentcount(c);
+	int error = entry_in(&mine, c, path);
+
+	*out = false;
+	if (error < 0)
+		return error;
+	if (np == 0) {
+		*out = mine != NULL;
+		goto out;
+	}
+	*out = true;
+	for (unsigned int i = 0; i < np && *out; i++) {
+		git_commit *p = NULL;
+		git_tree_entry *theirs = NULL;
+
+		if ((error = git_commit_parent(&p, c, i)) < 0 ||
+		    (error = entry_in(&theirs, p, path)) < 0) {
+			git_commit_free(p);
+			goto out;
+		}
+		if (entries_equal(mine, theirs))
+			*out = false;
+		git_tree_entry_free(theirs);
+		git_commit_free(p);
+	}
+out:
+	git_tree_entry_free(mine);
+	return error;
+}
+
+static int last_change(struct stamp *st, git_repository *repo, const struct side *s,
+		       const char *path)
+{
+	int error = 0;
+
+	memset(st, 0, sizeof(*st));
+	for (size_t i = 0; i < s->n && !st->found; i++) {
+		git_commit *c = NULL;
+		bool changed;
+
+		if ((error = git_commit_lookup(&c, repo, &s->commits[i])) < 0)
+			return error;
+		error = changed_in(&changed, c, path);
+		if (!error && changed) {
+			st->found = true;
+			st->time = git_commit_time(c);
+			st->id = s->commits[i];
+			commit_node(c, st->node, sizeof(st->node));
+		}
+		git_commit_free(c);
+		if (error < 0)
+			return error;
+	}
+	return 0;
+}
+
+/* > 0 if `a` wins over `b`. */
+static int stamp_cmp(const struct stamp *a, const struct stamp *b)
+{
+	int cmp;
+
+	if (a->found != b->found)
+		return a->found ? 1 : -1;
+	if (a->time != b->time)
+		return a->time > b->time ? 1 : -1;
+	if ((cmp = strcmp(a->node, b->node)))
+		return cmp;
+	return git_oid_cmp(&a->id, &b->id);
+}
+
+static int add_conflict(struct merge_ctx *ctx, const char *path)
+{
+	if (ctx->nconflicts == ctx->cap) {
+		size_t cap = ctx->cap ? ctx->cap * 2 : 8;
+		char **v = realloc(ctx->conflicts, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		ctx->conflicts = v;
+		ctx->cap = cap;
+	}
+	if (!(ctx->conflicts[ctx->nconflicts] = strdup(path)))
+		return -1;
+	ctx->nconflicts++;
+	return 0;
+}
+
+/* Pick the winner of a conflict at `path`: returns the winning entry (borrowed). */
+static int resolve(const git_tree_entry **out, struct merge_ctx *ctx, const char *path,
+		   const git_tree_entry *oe, const git_tree_entry *te)
+{
+	struct stamp so, st;
+	int error, cmp;
+
+	if ((error = last_change(&so, ctx->repo, &ctx->ours, path)) < 0 ||
+	    (error = last_change(&st, ctx->repo, &ctx->theirs, path)) < 0)
+		return error;
+	cmp = stamp_cmp(&so, &st);
+	if (!cmp) {
+		/* Same stamp on both sides: order by the entries themselves. */
+		if (!oe || !te)
+			cmp = oe ? 1 : -1;
+		else
+			cmp = git_oid_cmp(git_tree_entry_id(oe), git_tree_entry_id(te));
+	}
+	*out = cmp >= 0 ? oe : te;
+	return add_conflict(ctx, path) < 0 ? -1 : 0;
+}
+
+static const git_tree_entry *by_name(git_tree *t, const char *name)
+{
+	return t ? git_tree_entry_byname(t, name) : NULL;
+}
+
+static bool is_tree(const git_tree_entry *e)
+{
+	return e && git_tree_entry_type(e) == GIT_OBJECT_TREE;
+}
+
+static int lookup_tree(git_tree **out, git_repository *repo, const git_tree_entry *e)
+{
+	*out = NULL;
+	if (!e || !is_tree(e))
+		return 0;
+	return git_tree_lookup(out, repo, git_tree_entry_id(e));
+}
+
+static int add_name(char ***names, size_t *n, size_t *cap, const char *name)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*names)[i], name))
+			return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 32;
+		char **v = realloc(*names, c * sizeof(*v));
+
+		if (!v)
+			return -1;
+		*names = v;
+		*cap = c;
+	}
+	(*names)[(*n)++] = (char *)name;
+	return 0;
+}
+
+static int merge_dir(git_oid *out, struct merge_ctx *ctx, const char *path, git_tree *b,
+		     git_tree *o, git_tree *t)
+{
+	git_treebuilder *bld = NULL;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	git_tree *trees[3] = { b, o, t };
+	int error = git_treebuilder_new(&bld, ctx->repo, NULL);
+
+	if (error < 0)
+		return error;
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; trees[k] && i < git_tree_entrycount(trees[k]); i++)
+			if (add_name(&names, &n, &cap,
+				     git_tree_entry_name(git_tree_entry_byindex(trees[k], i))) < 0) {
+				error = -1;
+				goto out;
+			}
+	for (size_t i = 0; i < n && !error; i++) {
+		const git_tree_entry *be = by_name(b, names[i]), *oe = by_name(o, names[i]),
+				     *te = by_name(t, names[i]), *pick;
+		char *child = gitkv_key_join(path, names[i]);
+
+		if (!child) {
+			error = -1;
+			break;
+		}
+		if (entries_equal(oe, te) || entries_equal(te, be)) {
+			pick = oe;
+		} else if (entries_equal(oe, be)) {
+			pick = te;
+		} else if (is_tree(oe) && is_tree(te) && (!be || is_tree(be))) {
+			git_tree *bt = NULL, *ot = NULL, *tt = NULL;
+			git_oid id;
+
+			if (!(error = lookup_tree(&bt, ctx->repo, be)) &&
+			    !(error = lookup_tree(&ot, ctx->repo, oe)) &&
+			    !(error = lookup_tree(&tt, ctx->repo, te)) &&
+			    !(error = merge_dir(&id, ctx, child, bt, ot, tt)))
+				error = git_treebuilder_insert(NULL, bld, names[i], &id,
+							       GIT_FILEMODE_TREE);
+			git_tree_free(bt);
+			git_tree_free(ot);
+			git_tree_free(tt);
+			free(child);
+			continue;
+		} else {
+			error = resolve(&pick, ctx, child, oe, te);
+		}
+		if (!error && pick)
+			error = git_treebuilder_insert(NULL, bld, names[i], git_tree_entry_id(pick),
+						       git_tree_entry_filemode(pick));
+		free(child);
+	}
+	if (!error)
+		error = git_treebuilder_write(out, bld);
+out:
+	free(names);
+	git_treebuilder_free(bld);
+	return error;
+}
+
+static int merge_commit_msg(char **out, const char *from, struct merge_ctx *ctx, const char *node)
+{
+	size_t len = 256 + strlen(from) + strlen(node);
+	char *msg, *p;
+
+	for (size_t i = 0; i < ctx->nconflicts; i++)
+		len += strlen(ctx->conflicts[i]) + 4;
+	msg = p = malloc(len);
+	if (!msg)
+		return -1;
+	p += sprintf(p, "merge %s\n\n", from);
+	if (ctx->nconflicts) {
+		p += sprintf(p, "Conflicts resolved by last change:\n");
+		for (size_t i = 0; i < ctx->nconflicts; i++)
+			p += sprintf(p, "  %s\n", ctx->conflicts[i]);
+		p += sprintf(p, "\n");
+	}
+	sprintf(p, "Gitkv-Node: %s\n", node);
+	*out = msg;
+	return 0;
+}
+
+int gitkv_store_integrate(gitkv_store *store, const gitkv_oid *theirs, const char *from,
+			  gitkv_merge_result *out)
+{
+	struct merge_ctx ctx = { 0 };
+	git_commit *oc = NULL, *tc = NULL, *bc = NULL;
+	git_tree *bt = NULL, *ot = NULL, *tt = NULL;
+	git_signature *sig = NULL;
+	git_oid base, tree_id, commit_id;
+	gitkv_oid head;
+	char *msg = NULL, ident[300];
+	bool have_base = true;
+	int error;
+
+	memset(out, 0, sizeof(*out));
+	if (store->readonly)
+		return gitkv_error_set(GITKV_EREADONLY, "the store is read-only");
+	pthread_mutex_lock(&store->commit_lock);
+	ctx.repo = store->repo;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		if ((error = gitkv_store__refresh_locked(store, GITKV_ORIGIN_EXTERNAL)) < 0)
+			goto out;
+		gitkv_snapshot_head(store->snap, &head, NULL);
+		out->commit = head;
+		if (git_odb_exists(store->odb, gk2git(theirs)) != 1) {
+			error = gitkv_error_set(GITKV_ENOTFOUND, "commit to merge not found");
+			goto out;
+		}
+		if (gitkv_oid_equal(&head, theirs) ||
+		    (!gitkv_oid_is_zero(&head) &&
+		     git_graph_descendant_of(store->repo, gk2git(&head), gk2git(theirs)) == 1))
+			goto out; /* already contained */
+		if (gitkv_oid_is_zero(&head) ||
+		    git_graph_descendant_of(store->repo, gk2git(theirs), gk2git(&head)) == 1) {
+			git_reference *ref = NULL;
+
+			error = gitkv_oid_is_zero(&head)
+				? git_reference_create(&ref, store->repo, store->branch, gk2git(theirs), 0, NULL)
+				: git_reference_create_matching(&ref, store->repo, store->branch,
+								gk2git(theirs), 1, gk2git(&head), NULL);
+			git_reference_free(ref);
+			if (error == GIT_EMODIFIED || error == GIT_EEXISTS || error == GIT_ELOCKED) {
+				git_error_clear();
+				continue;
+			}
+			if (error < 0) {
+				error = gitkv_store__git_error(error, "cannot move the branch");
+				goto out;
+			}
+			out->changed = out->fast_forward = true;
+			out->commit = *theirs;
+			error = gitkv_store__refresh_locked(store, GITKV_ORIGIN_EXTERNAL);
+			goto out;
+		}
+		break;
+	}
+	/* A true merge. */
+	error = git_merge_base(&base, store->repo, gk2git(&head), gk2git(theirs));
+	if (error == GIT_ENOTFOUND) {
+		git_error_clear();
+		have_base = false;
+		error = 0;
+	}
+	if (error < 0 ||
+	    (error = git_commit_lookup(&oc, store->repo, gk2git(&head))) < 0 ||
+	    (error = git_commit_lookup(&tc, store->repo, gk2git(theirs))) < 0 ||
+	    (have_base && (error = git_commit_lookup(&bc, store->repo, &base)) < 0) ||
+	    (error = git_commit_tree(&ot, oc)) < 0 || (error = git_commit_tree(&tt, tc)) < 0 ||
+	    (have_base && (error = git_commit_tree(&bt, bc)) < 0) ||
+	    (error = side_load(&ctx.ours, store->repo, gk2git(&head), have_base ? &base : NULL)) < 0 ||
+	    (error = side_load(&ctx.theirs, store->repo, gk2git(theirs), have_base ? &base : NULL)) < 0 ||
+	    (error = merge_dir(&tree_id, &ctx, "", bt, ot, tt)) < 0) {
+		error = gitkv_store__git_error(error, "cannot merge");
+		goto out;
+	}
+	snprintf(ident, sizeof(ident), "%s@%s", store->committer, store->node);
+	if ((error = git_signature_now(&sig, store->committer, ident)) < 0 ||
+	    merge_commit_msg(&msg, from ? from : "remote", &ctx, store->node) < 0) {
+		error = gitkv_store__git_error(error, "cannot write the merge commit");
+		goto out;
+	}
+	{
+		git_tree *merged = NULL;
+		const git_commit *parents[2] = { oc, tc };
+		git_reference *ref = NULL;
+
+		if ((error = git_tree_lookup(&merged, store->repo, &tree_id)) < 0 ||
+		    (error = git_commit_create(&commit_id, store->repo, NULL, sig, sig, NULL, msg,
+					       merged, 2, parents)) < 0) {
+			git_tree_free(merged);
+			error = gitkv_store__git_error(error, "cannot write the merge commit");
+			goto out;
+		}
+		git_tree_free(merged);
+		error = git_reference_create_matching(&ref, store->repo, store->branch, &commit_id,
+						      1, gk2git(&head), NULL);
+		git_reference_free(ref);
+		if (error == GIT_EMODIFIED || error == GIT_ELOCKED) {
+			/* Someone committed meanwhile: the caller's next round merges again. */
+			error = gitkv_error_set(GITKV_EMODIFIED, "the branch moved during the merge");
+			goto out;
+		}
+		if (error < 0) {
+			error = gitkv_store__git_error(error, "cannot move the branch");
+			goto out;
+		}
+	}
+	out->changed = true;
+	out->commit = *git2gk(&commit_id);
+	out->conflicts = ctx.conflicts;
+	out->nconflicts = ctx.nconflicts;
+	ctx.conflicts = NULL;
+	ctx.nconflicts = 0;
+	error = gitkv_store__refresh_locked(store, GITKV_ORIGIN_EXTERNAL);
+out:
+	pthread_mutex_unlock(&store->commit_lock);
+	for (size_t i = 0; i < ctx.nconflicts; i++)
+		free(ctx.conflicts[i]);
+	free(ctx.conflicts);
+	free(ctx.ours.commits);
+	free(ctx.theirs.commits);
+	free(msg);
+	git_signature_free(sig);
+	git_tree_free(bt);
+	git_tree_free(ot);
+	git_tree_free(tt);
+	git_commit_free(bc);
+	git_commit_free(oc);
+	git_commit_free(tc);
+	return error;
+}
+
+void gitkv_merge_result_free(gitkv_merge_result *result)
+{
+	for (size_t i = 0; i < result->nconflicts; i++)
+		free(result->conflicts[i]);
+	free(result->conflicts);
+	memset(result, 0, sizeof(*result));
+}

@@ -1,0 +1,303 @@
+/*
+ * remote.c - fetch and push (see gitkv/remote.h).
+ *
+ * Fetch uses libgit2's transports for every URL kind. Push uses them for
+ * network URLs, where the receiving git checks the old value of the ref;
+ * for local repositories libgit2's local transport moves the remote ref
+ * without such a check, so we do the local push ourselves: pack the
+ * missing commits into the remote's objects/pack and move its ref with
+ * git_reference_create_matching().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gitkv/remote.h"
+#include "store_internal.h"
+
+void gitkv_remote_redact(char *out, size_t size, const char *url)
+{
+	const char *scheme = strstr(url, "://");
+	const char *at, *colon;
+
+	snprintf(out, size, "%s", url);
+	if (!scheme)
+		return;
+	at = strchr(scheme + 3, '@');
+	if (!at || (strchr(scheme + 3, '/') && strchr(scheme + 3, '/') < at))
+		return;
+	colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
+	if (!colon)
+		return;
+	snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
+static bool is_local(const char *url)
+{
+	return !strstr(url, "://") || !strncmp(url, "file://", 7);
+}
+
+static const char *local_path(const char *url)
+{
+	return strncmp(url, "file://", 7) ? url : url + 7;
+}
+
+struct cred_ctx {
+	const gitkv_remote_options *opts;
+	int attempts;
+};
+
+static int credentials(git_credential **out, const char *url, const char *user_from_url,
+		       unsigned int allowed, void *payload)
+{
+	struct cred_ctx *ctx = payload;
+	const char *user = user_from_url ? user_from_url : "git";
+
+	if (++ctx->attempts > 3)
+		return GIT_EAUTH; /* stop libgit2 asking forever */
+	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+		if (ctx->opts && ctx->opts->ssh_key) {
+			char pub[4096];
+
+			snprintf(pub, sizeof(pub), "%s.pub", ctx->opts->ssh_key);
+			return git_credential_ssh_key_new(out, user, access(pub, R_OK) ? NULL : pub,
+							  ctx->opts->ssh_key, NULL);
+		}
+		if (ctx->attempts == 1)
+			return git_credential_ssh_key_from_agent(out, user);
+	}
+	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && ctx->opts &&
+	    ctx->opts->credentials_file) {
+		char line[1024];
+		FILE *f = fopen(ctx->opts->credentials_file, "r");
+		char *colon;
+
+		if (!f)
+			return GIT_EAUTH;
+		if (!fgets(line, sizeof(line), f)) {
+			fclose(f);
+			return GIT_EAUTH;
+		}
+		fclose(f);
+		line[strcspn(line, "\r\n")] = '\0';
+		colon = strchr(line, ':');
+		if (colon) {
+			*colon = '\0';
+			return git_credential_userpass_plaintext_new(out, line, colon + 1);
+		}
+		return git_credential_userpass_plaintext_new(out, user_from_url ? user_from_url : "x-access-token", line);
+	}
+	return GIT_PASSTHROUGH;
+}
+
+static int certificate_check(git_cert *cert, int valid, const char *host, void *payload)
+{
+	/* ssh host keys are not verified against known_hosts by libgit2 1.5. */
+	if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2)
+		return 0;
+	return valid ? 0 : GIT_ECERTIFICATE;
+}
+
+static void set_callbacks(git_remote_callbacks *cb, struct cred_ctx *ctx)
+{
+	cb->credentials = credentials;
+	cb->certificate_check = certificate_check;
+	cb->payload = ctx;
+}
+
+static int open_repo(git_repository **out, gitkv_store *store)
+{
+	int error = git_repository_open_bare(out, store->path);
+
+	return error < 0 ? gitkv_store__git_error(error, "cannot open the store") : 0;
+}
+
+int gitkv_remote_fetch(gitkv_store *store, const char *name, const char *url,
+		       const gitkv_remote_options *opts, gitkv_oid *head_out)
+{
+	git_repository *repo = NULL;
+	git_remote *remote = NULL;
+	git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+	struct cred_ctx cctx = { opts, 0 };
+	char spec[1024], tracking[512], redacted[1024];
+	char *specs[1] = { spec };
+	git_strarray refspecs = { specs, 1 };
+	git_oid id;
+	int error;
+
+	memset(head_out, 0, sizeof(*head_out));
+	snprintf(tracking, sizeof(tracking), "refs/remotes/%s/%s", name,
+		 store->branch + strlen("refs/heads/"));
+	snprintf(spec, sizeof(spec), "+%s:%s", store->branch, tracking);
+	gitkv_remote_redact(redacted, sizeof(redacted), url);
+	if ((error = open_repo(&repo, store)) < 0)
+		return error;
+	error = git_remote_create_anonymous(&remote, repo, is_local(url) ? local_path(url) : url);
+	if (error < 0) {
+		error = gitkv_store__git_error(error, "bad remote URL");
+		goto out;
+	}
+	set_callbacks(&fo.callbacks, &cctx);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	error = git_remote_fetch(remote, &refspecs, &fo, NULL);
+	if (error < 0) {
+		const git_error *e = git_error_last();
+
+		error = gitkv_error_set(GITKV_ERROR, "cannot fetch from '%s': %s", redacted,
+					e && e->message ? e->message : "unknown error");
+		git_error_clear();
+		goto out;
+	}
+	error = git_reference_name_to_id(&id, repo, tracking);
+	if (error == GIT_ENOTFOUND) {
+		git_error_clear();
+		error = 0;
+	} else if (error < 0) {
+		error = gitkv_store__git_error(error, "cannot read the fetched branch");
+	} else {
+		*head_out = *git2gk(&id);
+	}
+out:
+	git_remote_free(remote);
+	git_repository_free(repo);
+	return error;
+}
+
+/* Push into a repository on this machine, with a compare-and-swap on its ref. */
+static int push_local(gitkv_store *store, git_repository *repo, const char *path,
+		      const gitkv_oid *commit)
+{
+	git_repository *dst = NULL;
+	git_packbuilder *pb = NULL;
+	git_revwalk *walk = NULL;
+	git_reference *ref = NULL;
+	git_oid theirs;
+	bool have_theirs = true;
+	char packdir[4096];
+	int error = git_repository_open_bare(&dst, path);
+
+	if (error < 0)
+		return gitkv_error_set(GITKV_ERROR, "cannot open remote '%s': %s", path,
+				       git_error_last() ? git_error_last()->message : "not a repository");
+	error = git_reference_name_to_id(&theirs, dst, store->branch);
+	if (error == GIT_ENOTFOUND) {
+		have_theirs = false;
+		error = 0;
+	}
+	if (error < 0)
+		goto git_fail;
+	if (have_theirs && !git_oid_cmp(&theirs, gk2git(commit)))
+		goto out; /* up to date */
+	if (have_theirs) {
+		/* A fast-forward only if their commit is ours or an ancestor of it. */
+		if (git_odb_exists(store->odb, &theirs) != 1 ||
+		    git_graph_descendant_of(repo, gk2git(commit), &theirs) != 1) {
+			error = gitkv_error_set(GITKV_EMODIFIED, "remote '%s' has new commits", path);
+			goto out;
+		}
+	}
+	if ((error = git_packbuilder_new(&pb, repo)) < 0 || (error = git_revwalk_new(&walk, repo)) < 0 ||
+	    (error = git_revwalk_push(walk, gk2git(commit))) < 0 ||
+	    (have_theirs && (error = git_revwalk_hide(walk, &theirs)) < 0) ||
+	    (error = git_packbuilder_insert_walk(pb, walk)) < 0)
+		goto git_fail;
+	snprintf(packdir, sizeof(packdir), "%s/objects/pack", git_repository_path(dst));
+	if (git_packbuilder_object_count(pb) > 0 &&
+	    (error = git_packbuilder_write(pb, packdir, 0444, NULL, NULL)) < 0)
+		goto git_fail;
+	if (have_theirs)
+		error = git_reference_create_matching(&ref, dst, store->branch, gk2git(commit), 1,
+						      &theirs, "gitkv push");
+	else
+		error = git_reference_create(&ref, dst, store->branch, gk2git(commit), 0, "gitkv push");
+	if (error == GIT_EMODIFIED || error == GIT_EEXISTS || error == GIT_ELOCKED) {
+		git_error_clear();
+		error = gitkv_error_set(GITKV_EMODIFIED, "remote '%s' moved during the push", path);
+		goto out;
+	}
+	if (error < 0)
+		goto git_fail;
+	goto out;
+git_fail:
+	error = gitkv_store__git_error(error, "cannot push");
+out:
+	git_reference_free(ref);
+	git_revwalk_free(walk);
+	git_packbuilder_free(pb);
+	git_repository_free(dst);
+	return error;
+}
+
+struct push_status {
+	bool rejected;
+	char why[256];
+};
+
+struct push_ctx {
+	struct cred_ctx cred;	/* first: the credentials callback's payload */
+	struct push_status st;
+};
+
+static int push_update_cb(const char *refname, const char *status, void *data)
+{
+	struct push_ctx *ctx = data;
+
+	if (status) {
+		ctx->st.rejected = true;
+		snprintf(ctx->st.why, sizeof(ctx->st.why), "%s: %s", refname, status);
+	}
+	return 0;
+}
+
+int gitkv_remote_push(gitkv_store *store, const char *name, const char *url,
+		      const gitkv_oid *commit, const gitkv_remote_options *opts)
+{
+	git_repository *repo = NULL;
+	git_remote *remote = NULL;
+	git_push_options po = GIT_PUSH_OPTIONS_INIT;
+	struct push_ctx ctx = { { opts, 0 }, { 0 } };
+	char spec[1024], hex[GITKV_OID_HEXSZ + 1], redacted[1024];
+	char *specs[1] = { spec };
+	git_strarray refspecs = { specs, 1 };
+	int error;
+
+	gitkv_remote_redact(redacted, sizeof(redacted), url);
+	if ((error = open_repo(&repo, store)) < 0)
+		return error;
+	if (is_local(url)) {
+		error = push_local(store, repo, local_path(url), commit);
+		goto out;
+	}
+	snprintf(spec, sizeof(spec), "%s:%s", gitkv_oid_fmt(hex, commit), store->branch);
+	error = git_remote_create_anonymous(&remote, repo, url);
+	if (error < 0) {
+		error = gitkv_store__git_error(error, "bad remote URL");
+		goto out;
+	}
+	set_callbacks(&po.callbacks, &ctx.cred);
+	po.callbacks.payload = &ctx;
+	po.callbacks.push_update_reference = push_update_cb;
+	error = git_remote_push(remote, &refspecs, &po);
+	if (error == GIT_ENONFASTFORWARD) {
+		git_error_clear();
+		error = gitkv_error_set(GITKV_EMODIFIED, "remote '%s' has new commits", redacted);
+	} else if (error < 0) {
+		const git_error *e = git_error_last();
+
+		error = gitkv_error_set(GITKV_ERROR, "cannot push to '%s': %s", redacted,
+					e && e->message ? e->message : "unknown error");
+		git_error_clear();
+	} else if (ctx.st.rejected) {
+		error = gitkv_error_set(GITKV_EMODIFIED, "push to '%s' rejected (%s)", redacted,
+					ctx.st.why);
+	}
+out:
+	(void)name;
+	git_remote_free(remote);
+	git_repository_free(repo);
+	return error;
+}
