@@ -41,7 +41,9 @@
 #include "gitkv/key.h"
 #include "store_internal.h"
 
-#define MAX_CAS_RETRIES 1000
+#define MAX_CAS_RETRIES 100000
+#define MAX_RETRY_SECONDS 10
+#define GITKV_ELOCKED_RETRY (GITKV_EUNCHANGED - 1) /* internal: retry, the ref is locked */
 #define MAX_LINK_TARGET 4095
 
 struct txn {
@@ -437,9 +439,13 @@ static int apply_delete(struct overlay *ovl, struct txn *t)
 	const gitkv_op *op = t->op;
 	gitkv_entry cur, none = { 0 };
 
+	int error;
+
 	eff_lookup(ovl, op->key, &cur);
 	if (cur.type == GITKV_TYPE_NONE)
-		return gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
+		return (error = check_parents(ovl, op->key)) < 0
+			       ? error
+			       : gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
 	if (cur.type == GITKV_TYPE_DIR)
 		return gitkv_error_set(GITKV_EISDIR, "'%s' is a directory", op->key);
 	if ((op->flags & GITKV_OP_IF_MATCH) && !gitkv_oid_equal(&cur.oid, &op->expect))
@@ -455,6 +461,8 @@ static int apply_mkdir(struct overlay *ovl, struct txn *t)
 	int error;
 
 	eff_lookup(ovl, op->key, &cur);
+	if (cur.type == GITKV_TYPE_DIR && !(op->flags & GITKV_OP_EXCL))
+		return GITKV_EUNCHANGED;
 	if (cur.type != GITKV_TYPE_NONE)
 		return gitkv_error_set(GITKV_EEXISTS, "'%s' exists", op->key);
 	if ((error = check_parents(ovl, op->key)) < 0 || (error = ov_mkparents(ovl, op->key)) < 0)
@@ -468,9 +476,13 @@ static int apply_rmdir(struct overlay *ovl, struct txn *t)
 	gitkv_entry cur, none = { 0 };
 	size_t n = 0;
 
+	int error;
+
 	eff_lookup(ovl, op->key, &cur);
 	if (cur.type == GITKV_TYPE_NONE)
-		return gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
+		return (error = check_parents(ovl, op->key)) < 0
+			       ? error
+			       : gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
 	if (cur.type != GITKV_TYPE_DIR)
 		return gitkv_error_set(GITKV_ENOTDIR, "'%s' is not a directory", op->key);
 	eff_children(ovl, op->key, count_child, &n);
@@ -487,7 +499,9 @@ static int apply_rename(struct overlay *ovl, struct txn *t)
 
 	eff_lookup(ovl, op->key, &src);
 	if (src.type == GITKV_TYPE_NONE)
-		return gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
+		return (error = check_parents(ovl, op->key)) < 0
+			       ? error
+			       : gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
 	if (!strcmp(op->key, op->to))
 		return GITKV_EUNCHANGED;
 	if (gitkv_key_has_prefix(op->to, op->key))
@@ -928,12 +942,12 @@ static int move_branch(gitkv_store *store, const gitkv_oid *commit, const gitkv_
 	git_reference *ref = NULL;
 	int error;
 
-	if (gitkv_oid_is_zero(base))
-		error = git_reference_create(&ref, store->repo, store->branch, gk2git(commit), 0,
-					     NULL);
-	else
-		error = git_reference_create_matching(&ref, store->repo, store->branch,
-						      gk2git(commit), 1, gk2git(base), NULL);
+	/*
+	 * A zero `base` (unborn branch) means "must not exist yet": libgit2
+	 * checks that under the ref's lock, unlike a non-forced create.
+	 */
+	error = git_reference_create_matching(&ref, store->repo, store->branch, gk2git(commit), 1,
+					      gk2git(base), NULL);
 	git_reference_free(ref);
 	if (error == GIT_EMODIFIED || error == GIT_EEXISTS) {
 		git_error_clear();
@@ -942,15 +956,16 @@ static int move_branch(gitkv_store *store, const gitkv_oid *commit, const gitkv_
 	if (error == GIT_ELOCKED) {
 		/* Another process holds the ref's lock file: it is committing too. */
 		git_error_clear();
-		usleep(200 + rand() % 800);
-		return GITKV_EMODIFIED;
+		if (!gitkv_store__break_stale_lock(store))
+			usleep(200 + rand() % 800);
+		return GITKV_ELOCKED_RETRY;
 	}
 	if (error < 0)
 		return gitkv_store__git_error(error, "cannot move the branch");
 	return 0;
 }
 
-static int try_batch(gitkv_store *store, struct txn *batch, bool *retry)
+static int try_batch(gitkv_store *store, struct txn *batch, bool *retry, bool *locked)
 {
 	struct overlay ovl;
 	struct change_list list = { 0 };
@@ -960,6 +975,7 @@ static int try_batch(gitkv_store *store, struct txn *batch, bool *retry)
 	int error;
 
 	*retry = false;
+	*locked = false;
 	if ((error = gitkv_store__refresh_locked(store, GITKV_ORIGIN_EXTERNAL)) < 0)
 		return error;
 	gitkv_snapshot_head(store->snap, &base, NULL);
@@ -987,7 +1003,8 @@ static int try_batch(gitkv_store *store, struct txn *batch, bool *retry)
 	if ((error = write_commit(store, &commit, &ovl.root->e.oid, &base, batch, now)) < 0)
 		goto out;
 	error = move_branch(store, &commit, &base);
-	if (error == GITKV_EMODIFIED) {
+	if (error == GITKV_EMODIFIED || error == GITKV_ELOCKED_RETRY) {
+		*locked = error == GITKV_ELOCKED_RETRY;
 		*retry = true;
 		error = 0;
 		goto out;
@@ -1013,13 +1030,16 @@ out:
 static void run_batch(gitkv_store *store, struct txn *batch)
 {
 	int error = 0;
-	bool retry = true;
+	bool retry = true, locked = false;
+	time_t start = time(NULL);
 
 	pthread_mutex_lock(&store->commit_lock);
-	for (int i = 0; retry && i < MAX_CAS_RETRIES; i++)
-		error = try_batch(store, batch, &retry);
+	for (int i = 0; retry && i < MAX_CAS_RETRIES && time(NULL) - start < MAX_RETRY_SECONDS; i++)
+		error = try_batch(store, batch, &retry, &locked);
 	if (!error && retry)
-		error = gitkv_error_set(GITKV_ERROR, "the branch keeps moving; gave up");
+		error = locked ? gitkv_error_set(GITKV_ERROR, "the branch is locked by '%s/%s.lock'",
+						 store->path, store->branch)
+			       : gitkv_error_set(GITKV_ERROR, "the branch keeps moving; gave up");
 	if (error) {
 		for (struct txn *t = batch; t; t = t->next) {
 			t->error = error;

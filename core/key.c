@@ -19,6 +19,8 @@ int gitkv_key_validate_component(const char *name, size_t len)
 		return gitkv_error_set(GITKV_ENAMETOOLONG,
 				       "key component longer than %d bytes",
 				       GITKV_KEY_COMPONENT_MAX);
+	if (memchr(name, '\0', len))
+		return gitkv_error_set(GITKV_EINVALID, "NUL byte in a key component");
 	if (memchr(name, '/', len))
 		return gitkv_error_set(GITKV_EINVALID, "'/' in a key component");
 	if ((len == 1 && name[0] == '.') || (len == 2 && !memcmp(name, "..", 2)))

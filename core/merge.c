@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gitkv/key.h"
 #include "gitkv/merge.h"
@@ -394,13 +395,13 @@ int gitkv_store_integrate(gitkv_store *store, const gitkv_oid *theirs, const cha
 		    git_graph_descendant_of(store->repo, gk2git(theirs), gk2git(&head)) == 1) {
 			git_reference *ref = NULL;
 
-			error = gitkv_oid_is_zero(&head)
-				? git_reference_create(&ref, store->repo, store->branch, gk2git(theirs), 0, NULL)
-				: git_reference_create_matching(&ref, store->repo, store->branch,
-								gk2git(theirs), 1, gk2git(&head), NULL);
+			error = git_reference_create_matching(&ref, store->repo, store->branch,
+							      gk2git(theirs), 1, gk2git(&head), NULL);
 			git_reference_free(ref);
 			if (error == GIT_EMODIFIED || error == GIT_EEXISTS || error == GIT_ELOCKED) {
 				git_error_clear();
+				if (error == GIT_ELOCKED && !gitkv_store__break_stale_lock(store))
+					usleep(1000);
 				continue;
 			}
 			if (error < 0) {
@@ -496,4 +497,70 @@ void gitkv_merge_result_free(gitkv_merge_result *result)
 		free(result->conflicts[i]);
 	free(result->conflicts);
 	memset(result, 0, sizeof(*result));
+}
+
+int gitkv_store_contains(gitkv_store *store, const gitkv_oid *commit, const gitkv_oid *ancestor,
+			 bool *out)
+{
+	git_repository *repo = NULL;
+	int error;
+
+	*out = false;
+	if (gitkv_oid_is_zero(ancestor) || gitkv_oid_equal(commit, ancestor)) {
+		*out = true;
+		return 0;
+	}
+	if (gitkv_oid_is_zero(commit))
+		return 0;
+	if ((error = git_repository_open_bare(&repo, store->path)) < 0)
+		return gitkv_store__git_error(error, "cannot open the store");
+	error = git_graph_descendant_of(repo, gk2git(commit), gk2git(ancestor));
+	git_repository_free(repo);
+	if (error < 0) {
+		/* An unknown commit is simply not contained. */
+		git_error_clear();
+		return 0;
+	}
+	*out = error == 1;
+	return 0;
+}
+
+static int count_walk(git_repository *repo, const gitkv_oid *from, const gitkv_oid *hide,
+		      size_t *count)
+{
+	git_revwalk *walk = NULL;
+	git_oid id;
+	int error;
+
+	*count = 0;
+	if (gitkv_oid_is_zero(from))
+		return 0;
+	if ((error = git_revwalk_new(&walk, repo)) < 0)
+		return error;
+	if ((error = git_revwalk_push(walk, gk2git(from))) == 0 &&
+	    (gitkv_oid_is_zero(hide) || (error = git_revwalk_hide(walk, gk2git(hide))) == 0)) {
+		while ((error = git_revwalk_next(&id, walk)) == 0)
+			(*count)++;
+		if (error == GIT_ITEROVER)
+			error = 0;
+	}
+	git_revwalk_free(walk);
+	return error;
+}
+
+int gitkv_store_ahead_behind(gitkv_store *store, const gitkv_oid *local, const gitkv_oid *upstream,
+			     size_t *ahead, size_t *behind)
+{
+	git_repository *repo = NULL;
+	int error;
+
+	*ahead = *behind = 0;
+	if ((error = git_repository_open_bare(&repo, store->path)) < 0)
+		return gitkv_store__git_error(error, "cannot open the store");
+	if ((error = count_walk(repo, local, upstream, ahead)) == 0)
+		error = count_walk(repo, upstream, local, behind);
+	git_repository_free(repo);
+	if (error < 0)
+		return gitkv_store__git_error(error, "cannot compare histories");
+	return 0;
 }

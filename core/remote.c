@@ -209,11 +209,10 @@ static int push_local(gitkv_store *store, git_repository *repo, const char *path
 	if (git_packbuilder_object_count(pb) > 0 &&
 	    (error = git_packbuilder_write(pb, packdir, 0444, NULL, NULL)) < 0)
 		goto git_fail;
-	if (have_theirs)
-		error = git_reference_create_matching(&ref, dst, store->branch, gk2git(commit), 1,
-						      &theirs, "gitkv push");
-	else
-		error = git_reference_create(&ref, dst, store->branch, gk2git(commit), 0, "gitkv push");
+	if (!have_theirs)
+		memset(&theirs, 0, sizeof(theirs)); /* zero: the ref must still not exist */
+	error = git_reference_create_matching(&ref, dst, store->branch, gk2git(commit), 1, &theirs,
+					      "gitkv push");
 	if (error == GIT_EMODIFIED || error == GIT_EEXISTS || error == GIT_ELOCKED) {
 		git_error_clear();
 		error = gitkv_error_set(GITKV_EMODIFIED, "remote '%s' moved during the push", path);

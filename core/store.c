@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gitkv/key.h"
@@ -138,6 +139,20 @@ int gitkv_store__push_remove_subtree(struct change_list *l, struct snap_node *n)
 			return error;
 	}
 	return gitkv_store__change_push(l, n->path, &n->e, NULL, true);
+}
+
+bool gitkv_store__break_stale_lock(gitkv_store *store)
+{
+	char lock[4096];
+	struct stat st;
+
+	snprintf(lock, sizeof(lock), "%s/%s.lock", store->path, store->branch);
+	if (stat(lock, &st) < 0 || time(NULL) - st.st_mtime < GITKV_STALE_LOCK_S)
+		return false;
+	if (unlink(lock) < 0)
+		return false;
+	fprintf(stderr, "gitkv: removed stale lock '%s' left by a process that died\n", lock);
+	return true;
 }
 
 /* ---- following the branch ---------------------------------------------- */
@@ -666,6 +681,20 @@ int gitkv_store_subscribe(gitkv_store *store, gitkv_change_fn fn, void *payload)
 	}
 	pthread_mutex_unlock(&store->commit_lock);
 	return error;
+}
+
+void gitkv_store_unsubscribe(gitkv_store *store, gitkv_change_fn fn, void *payload)
+{
+	pthread_mutex_lock(&store->commit_lock);
+	for (int i = 0; i < store->nsubs; i++) {
+		if (store->subs[i].fn == fn && store->subs[i].payload == payload) {
+			memmove(&store->subs[i], &store->subs[i + 1],
+				(size_t)(store->nsubs - i - 1) * sizeof(store->subs[0]));
+			store->nsubs--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&store->commit_lock);
 }
 
 /* ---- reading ----------------------------------------------------------- */

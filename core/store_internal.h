@@ -66,6 +66,14 @@ int gitkv_store__write_object(gitkv_store *store, gitkv_oid *out, const void *da
  */
 int gitkv_store__refresh_locked(gitkv_store *store, gitkv_origin origin);
 
+/*
+ * After GIT_ELOCKED on the branch: remove its lock file if it is older than
+ * GITKV_STALE_LOCK_S (a process died holding it; a live writer holds the
+ * lock for microseconds). Returns true if a stale lock was removed.
+ */
+#define GITKV_STALE_LOCK_S 2
+bool gitkv_store__break_stale_lock(gitkv_store *store);
+
 /* With commit_lock held: the branch's commit id (zero if unborn). */
 int gitkv_store__read_branch(gitkv_store *store, gitkv_oid *out);
 

@@ -46,7 +46,7 @@ void gitkv_error_clear(void);
 
 /*
  * Map a GITKV_E* code to a positive errno value (EIO for GITKV_ERROR and
- * anything unknown). 0 maps to 0.
+ * anything unknown; EAGAIN for GITKV_EMODIFIED). 0 maps to 0.
  */
 int gitkv_error_errno(int code);
 

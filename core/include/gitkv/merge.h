@@ -39,4 +39,19 @@ int gitkv_store_integrate(gitkv_store *store, const gitkv_oid *theirs, const cha
 
 void gitkv_merge_result_free(gitkv_merge_result *result);
 
+/*
+ * Set `*out` to whether `commit` is `ancestor` or one of its descendants.
+ * Zero ids: a zero `ancestor` is contained in everything; a zero `commit`
+ * contains only zero. Returns 0 or an error code. Takes no store lock.
+ */
+int gitkv_store_contains(gitkv_store *store, const gitkv_oid *commit, const gitkv_oid *ancestor,
+			 bool *out);
+
+/*
+ * Count the commits `local` has that `upstream` lacks (ahead) and the
+ * reverse (behind). Zero ids count as empty histories. Takes no store lock.
+ */
+int gitkv_store_ahead_behind(gitkv_store *store, const gitkv_oid *local, const gitkv_oid *upstream,
+			     size_t *ahead, size_t *behind);
+
 #endif

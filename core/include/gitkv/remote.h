@@ -30,7 +30,7 @@ typedef struct gitkv_remote_options {
 } gitkv_remote_options;
 
 #define GITKV_REMOTE_OPTIONS_VERSION 1
-#define GITKV_REMOTE_OPTIONS_INIT { GITKV_REMOTE_OPTIONS_VERSION }
+#define GITKV_REMOTE_OPTIONS_INIT { .version = GITKV_REMOTE_OPTIONS_VERSION }
 
 /*
  * Fetch the store's branch from `url` and record it as

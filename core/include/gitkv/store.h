@@ -53,7 +53,7 @@ typedef struct gitkv_store_options {
 } gitkv_store_options;
 
 #define GITKV_STORE_OPTIONS_VERSION 1
-#define GITKV_STORE_OPTIONS_INIT { GITKV_STORE_OPTIONS_VERSION }
+#define GITKV_STORE_OPTIONS_INIT { .version = GITKV_STORE_OPTIONS_VERSION }
 
 /*
  * Create a new, empty bare store at `path` whose HEAD names the unborn
@@ -106,7 +106,9 @@ typedef enum gitkv_op_type {
 } gitkv_op_type;
 
 enum gitkv_op_flags {
-	GITKV_OP_EXCL = 1 << 0,	     /* SET, MKDIR: fail with EEXISTS if `key` exists */
+	GITKV_OP_EXCL = 1 << 0,	     /* SET: fail with EEXISTS if `key` exists; MKDIR: also
+					when it is a prefix already (without EXCL that is a
+					success that changes nothing) */
 	GITKV_OP_NOREPLACE = 1 << 1, /* RENAME: fail with EEXISTS if `to` exists */
 	GITKV_OP_IF_MATCH = 1 << 2,  /* SET, DELETE: fail with EMODIFIED unless the
 					current blob id is `expect` */
@@ -138,10 +140,12 @@ typedef struct gitkv_result {
  *   GITKV_EINVALID / GITKV_ENAMETOOLONG  bad key (reserved, ".git", ...)
  *   GITKV_ETOOBIG     value larger than max_value_size
  *   GITKV_ENOTFOUND   DELETE/RMDIR/RENAME/CHMOD of a missing key
+ *   GITKV_EPERM       CHMOD of a symlink
  *   GITKV_EEXISTS     EXCL or NOREPLACE and the target exists
  *   GITKV_EMODIFIED   IF_MATCH and the current blob differs
- *   GITKV_ENOTDIR     a parent of the key is a value; RMDIR of a value;
- *                     RENAME of a prefix over a value
+ *   GITKV_ENOTDIR     a parent of the key (or of RENAME's `to`) is a value;
+ *                     RMDIR of a value; RENAME of a prefix over a value
+ *   GITKV_EINVALID    also: RENAME of a prefix into itself
  *   GITKV_EISDIR      SET/DELETE of a prefix; RENAME of a value over a prefix
  *   GITKV_ENOTEMPTY   RMDIR, or RENAME over, a prefix that holds keys
  *   GITKV_EREADONLY   the store was opened read-only
@@ -240,5 +244,11 @@ typedef void (*gitkv_change_fn)(const gitkv_change_batch *batch, void *payload);
  * call. See "Threads" above. Returns 0 or GITKV_ERROR.
  */
 int gitkv_store_subscribe(gitkv_store *store, gitkv_change_fn fn, void *payload);
+
+/*
+ * Remove the subscription made with the same `fn` and `payload`. When it
+ * returns, `fn` is not running and will not be called again for it.
+ */
+void gitkv_store_unsubscribe(gitkv_store *store, gitkv_change_fn fn, void *payload);
 
 #endif

@@ -1,0 +1,409 @@
+/*
+ * engine.c - the sync thread (see gitkv_sync/engine.h).
+ *
+ * States of one remote, each round:
+ *
+ *   idle --(due: interval passed, kicked, or after a local commit)--> fetch
+ *   fetch --ok--> integrate --ok--> push --ok--> idle (failures = 0)
+ *                                        \--rejected--> fetch (at most 3 times)
+ *   any step --error--> idle, failures++, next_attempt = now + backoff
+ *
+ * A kick or a local commit does not override a remote's backoff; an explicit
+ * round (sync_engine_round, SIGUSR1) does, so an operator can retry at once.
+ * The engine subscribes to the store's change stream only to be woken: it
+ * never looks at what changed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gitkv/merge.h"
+#include "gitkv_sync/engine.h"
+
+#define PUSH_RETRIES 3
+
+struct remote {
+	char *name;
+	char *url;
+	sync_remote_status st;		/* protected by engine->lock */
+	int64_t in_sync_since;		/* protected by engine->lock */
+};
+
+struct sync_engine {
+	gitkv_store *store;
+	sync_options opts;
+	char *credentials_file;
+	char *ssh_key;
+	struct remote *remotes;
+	size_t nremotes;
+	pthread_t thread;
+	int pipe[2];			/* kick pipe: [0] read by the thread */
+	volatile sig_atomic_t stopping;
+	volatile sig_atomic_t forced;	/* an explicit round: ignore backoff */
+	int final_timeout_s;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* broadcast after every round */
+	uint64_t rounds;		/* protected by lock */
+	uint64_t failures;		/* protected by lock */
+	uint64_t conflicts;		/* protected by lock */
+	uint64_t round_requests;	/* protected by lock */
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void sync_engine_kick(sync_engine *e)
+{
+	char c = 'k';
+	ssize_t n;
+
+	if (!e || e->pipe[1] < 0)
+		return;
+	n = write(e->pipe[1], &c, 1); /* a full pipe already means "kicked" */
+	(void)n;
+}
+
+static void on_change(const gitkv_change_batch *batch, void *payload)
+{
+	sync_engine *e = payload;
+
+	if (!gitkv_oid_equal(&batch->old_head, &batch->new_head))
+		sync_engine_kick(e);
+}
+
+static void set_error(sync_engine *e, struct remote *r, int error, bool fetch)
+{
+	int64_t backoff = e->opts.interval_s;
+
+	pthread_mutex_lock(&e->lock);
+	if (fetch)
+		r->st.last_fetch_error = error;
+	else
+		r->st.last_push_error = error;
+	snprintf(r->st.last_error, sizeof(r->st.last_error), "%s", gitkv_error_last());
+	r->st.failures++;
+	for (unsigned int i = 1; i < r->st.failures && backoff < e->opts.max_backoff_s; i++)
+		backoff *= 2;
+	if (backoff > e->opts.max_backoff_s)
+		backoff = e->opts.max_backoff_s;
+	r->st.next_attempt = now_s() + backoff;
+	e->failures++;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void sync_one(sync_engine *e, struct remote *r)
+{
+	gitkv_oid remote_head, head;
+	int error = 0;
+
+	for (int attempt = 0; attempt <= PUSH_RETRIES; attempt++) {
+		gitkv_merge_result mr;
+
+		pthread_mutex_lock(&e->lock);
+		r->st.last_fetch = now_s();
+		pthread_mutex_unlock(&e->lock);
+		error = gitkv_remote_fetch(e->store, r->name, r->url, &e->opts.remote, &remote_head);
+		if (error) {
+			set_error(e, r, error, true);
+			return;
+		}
+		pthread_mutex_lock(&e->lock);
+		r->st.last_fetch_error = 0;
+		r->st.remote_head = remote_head;
+		pthread_mutex_unlock(&e->lock);
+		if (!gitkv_oid_is_zero(&remote_head)) {
+			error = gitkv_store_integrate(e->store, &remote_head, r->name, &mr);
+			if (error == GITKV_EMODIFIED)
+				continue; /* a local commit raced the merge: again */
+			if (error) {
+				set_error(e, r, error, true);
+				return;
+			}
+			pthread_mutex_lock(&e->lock);
+			e->conflicts += mr.nconflicts;
+			pthread_mutex_unlock(&e->lock);
+			gitkv_merge_result_free(&mr);
+		}
+		gitkv_snapshot_head(gitkv_store_snapshot(e->store), &head, NULL);
+		if (gitkv_oid_is_zero(&head))
+			error = 0;
+		else if (gitkv_oid_equal(&head, &remote_head))
+			error = 0;
+		else
+			error = gitkv_remote_push(e->store, r->name, r->url, &head, &e->opts.remote);
+		pthread_mutex_lock(&e->lock);
+		r->st.last_push = now_s();
+		pthread_mutex_unlock(&e->lock);
+		if (error == GITKV_EMODIFIED)
+			continue;
+		if (error) {
+			set_error(e, r, error, false);
+			return;
+		}
+		pthread_mutex_lock(&e->lock);
+		r->st.last_push_error = 0;
+		r->st.last_error[0] = '\0';
+		r->st.failures = 0;
+		r->st.next_attempt = 0;
+		r->st.pushed = head;
+		r->st.remote_head = head;
+		r->st.ahead = 0;
+		r->st.behind = 0;
+		r->in_sync_since = now_s();
+		pthread_mutex_unlock(&e->lock);
+		return;
+	}
+	set_error(e, r, error ? error : GITKV_EMODIFIED, false);
+}
+
+static void run_round(sync_engine *e, bool force)
+{
+	for (size_t i = 0; i < e->nremotes && (!e->stopping || force); i++) {
+		struct remote *r = &e->remotes[i];
+		int64_t next;
+
+		pthread_mutex_lock(&e->lock);
+		next = r->st.next_attempt;
+		pthread_mutex_unlock(&e->lock);
+		if (!force && next > now_s())
+			continue;
+		sync_one(e, r);
+	}
+	pthread_mutex_lock(&e->lock);
+	e->rounds++;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void drain(int fd)
+{
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void *engine_main(void *arg)
+{
+	sync_engine *e = arg;
+	double next_round = now_mono();
+
+	while (!e->stopping) {
+		struct pollfd pfd = { .fd = e->pipe[0], .events = POLLIN };
+		int timeout = (int)((next_round - now_mono()) * 1000);
+		bool force;
+
+		if (timeout > 0 && poll(&pfd, 1, timeout) > 0) {
+			/* Kicked: let a burst of commits settle, then go. */
+			drain(e->pipe[0]);
+			if (!e->stopping && !e->forced) {
+				poll(NULL, 0, e->opts.debounce_ms);
+				drain(e->pipe[0]);
+			}
+		}
+		if (e->stopping)
+			break;
+		force = e->forced;
+		e->forced = 0;
+		run_round(e, force);
+		next_round = now_mono() + e->opts.interval_s;
+	}
+	/* One last bounded round, so acknowledged commits leave this host. */
+	run_round(e, true);
+	return NULL;
+}
+
+static void engine_free(sync_engine *e)
+{
+	gitkv_store_unsubscribe(e->store, on_change, e);
+	for (size_t i = 0; e->remotes && i < e->nremotes; i++) {
+		free(e->remotes[i].name);
+		free(e->remotes[i].url);
+	}
+	free(e->remotes);
+	free(e->credentials_file);
+	free(e->ssh_key);
+	if (e->pipe[0] >= 0)
+		close(e->pipe[0]);
+	if (e->pipe[1] >= 0)
+		close(e->pipe[1]);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e);
+}
+
+int sync_engine_start(sync_engine **out, gitkv_store *store, const sync_options *opts)
+{
+	sync_engine *e;
+	sigset_t block, old;
+	int error;
+
+	*out = NULL;
+	if (!opts || !opts->nremotes)
+		return 0;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return gitkv_error_set(GITKV_ERROR, "out of memory");
+	e->store = store;
+	e->opts = *opts;
+	e->pipe[0] = e->pipe[1] = -1;
+	if (!e->opts.interval_s)
+		e->opts.interval_s = 5;
+	if (!e->opts.debounce_ms)
+		e->opts.debounce_ms = 50;
+	if (!e->opts.max_backoff_s)
+		e->opts.max_backoff_s = 300;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	e->remotes = calloc(opts->nremotes, sizeof(*e->remotes));
+	if (!e->remotes)
+		goto oom;
+	e->nremotes = opts->nremotes;
+	for (size_t i = 0; i < opts->nremotes; i++) {
+		struct remote *r = &e->remotes[i];
+
+		r->name = strdup(opts->remotes[i].name);
+		r->url = strdup(opts->remotes[i].url);
+		if (!r->name || !r->url)
+			goto oom;
+		snprintf(r->st.name, sizeof(r->st.name), "%s", r->name);
+		gitkv_remote_redact(r->st.url, sizeof(r->st.url), r->url);
+		r->in_sync_since = now_s();
+	}
+	if (opts->remote.credentials_file &&
+	    !(e->credentials_file = strdup(opts->remote.credentials_file)))
+		goto oom;
+	if (opts->remote.ssh_key && !(e->ssh_key = strdup(opts->remote.ssh_key)))
+		goto oom;
+	e->opts.remote.credentials_file = e->credentials_file;
+	e->opts.remote.ssh_key = e->ssh_key;
+	e->opts.remotes = NULL;
+	if (pipe2(e->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		error = gitkv_error_set(GITKV_ERROR, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if ((error = gitkv_store_subscribe(store, on_change, e)) < 0)
+		goto fail;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	error = pthread_create(&e->thread, NULL, engine_main, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error) {
+		error = gitkv_error_set(GITKV_ERROR, "cannot start the sync thread: %s",
+					strerror(error));
+		goto fail;
+	}
+	*out = e;
+	return 0;
+oom:
+	error = gitkv_error_set(GITKV_ERROR, "out of memory");
+fail:
+	engine_free(e);
+	return error;
+}
+
+int sync_engine_round(sync_engine *e, int timeout_ms)
+{
+	struct timespec deadline;
+	uint64_t start;
+	int error = 0;
+
+	if (!e)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->lock);
+	start = e->rounds;
+	pthread_mutex_unlock(&e->lock);
+	e->forced = 1;
+	sync_engine_kick(e);
+	pthread_mutex_lock(&e->lock);
+	/* The round in progress may have started before us: wait for two. */
+	while (e->rounds < start + 2 && !error)
+		if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT)
+			error = gitkv_error_set(GITKV_ERROR, "sync round timed out");
+	pthread_mutex_unlock(&e->lock);
+	return error;
+}
+
+void sync_engine_stop(sync_engine *e, int final_timeout_s)
+{
+	struct timespec deadline;
+
+	if (!e)
+		return;
+	e->stopping = 1;
+	sync_engine_kick(e);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += final_timeout_s > 0 ? final_timeout_s : 10;
+	if (pthread_timedjoin_np(e->thread, NULL, &deadline) != 0) {
+		/* A remote that hangs must not hold the shutdown: leave it behind. */
+		gitkv_store_unsubscribe(e->store, on_change, e);
+		pthread_detach(e->thread);
+		return;
+	}
+	engine_free(e);
+}
+
+size_t sync_engine_status(sync_engine *e, sync_remote_status *out, size_t max)
+{
+	int64_t t = now_s();
+	gitkv_oid head;
+	size_t n;
+
+	if (!e)
+		return 0;
+	pthread_mutex_lock(&e->lock);
+	for (n = 0; n < e->nremotes && n < max; n++) {
+		out[n] = e->remotes[n].st;
+		out[n].lag_s = e->remotes[n].st.failures ? (double)(t - e->remotes[n].in_sync_since)
+							 : 0.0;
+	}
+	pthread_mutex_unlock(&e->lock);
+	gitkv_snapshot_head(gitkv_store_snapshot(e->store), &head, NULL);
+	for (size_t i = 0; i < n; i++)
+		gitkv_store_ahead_behind(e->store, &head, &out[i].remote_head, &out[i].ahead,
+					 &out[i].behind);
+	return e->nremotes;
+}
+
+void sync_engine_counters(sync_engine *e, uint64_t *rounds, uint64_t *failures,
+			  uint64_t *conflicts)
+{
+	*rounds = *failures = *conflicts = 0;
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	*rounds = e->rounds;
+	*failures = e->failures;
+	*conflicts = e->conflicts;
+	pthread_mutex_unlock(&e->lock);
+}

@@ -1,0 +1,90 @@
+/*
+ * gitkv_sync/engine.h - the sync thread: fetch, merge, push, for every remote.
+ *
+ * One thread owns the remotes. Every `interval_s` seconds, shortly after a
+ * local commit (debounced), and whenever kicked (SIGUSR1, `gitkv sync`), it
+ * runs a round: for each remote that is not backing off, fetch its branch,
+ * bring it into ours (gitkv_store_integrate: fast-forward or per-key merge),
+ * and push ours as a fast-forward; a rejected push fetches, merges and
+ * pushes again (a few times). A remote that fails backs off exponentially
+ * (interval * 2^failures, capped by max_backoff_s); the mount keeps working
+ * offline and the failure shows in the status. The network is never in the
+ * write path: commits are local and the sync thread catches up.
+ *
+ * Threads: start/stop are called by the daemon's main thread. kick() is
+ * async-signal-safe (it writes one byte to a pipe) and may be called from a
+ * signal handler or any thread, including store subscribers. status() and
+ * wait_pushed() may be called from any thread: they read the per-remote
+ * state under the engine's lock. The engine thread starts with TERM, INT,
+ * HUP, QUIT and USR1 blocked.
+ */
+#ifndef GITKV_SYNC_ENGINE_H
+#define GITKV_SYNC_ENGINE_H
+
+#include <gitkv/remote.h>
+#include <gitkv/store.h>
+
+typedef struct sync_engine sync_engine;
+
+typedef struct sync_remote {
+	const char *name;	/* short name, [A-Za-z0-9._-]+ */
+	const char *url;
+} sync_remote;
+
+typedef struct sync_options {
+	const sync_remote *remotes;
+	size_t nremotes;
+	int interval_s;		/* 0: 5 */
+	int debounce_ms;	/* delay after a local commit; 0: 50 */
+	int max_backoff_s;	/* 0: 300 */
+	gitkv_remote_options remote;
+} sync_options;
+
+/* What the engine knows about one remote (a copy). */
+typedef struct sync_remote_status {
+	char name[64];
+	char url[512];		/* credentials redacted */
+	int64_t last_fetch;	/* UTC seconds of the last attempt, 0: never */
+	int last_fetch_error;	/* 0 or a GITKV_E* code */
+	int64_t last_push;
+	int last_push_error;
+	char last_error[256];	/* message of the last failure, "" if none */
+	unsigned int failures;	/* consecutive failed rounds */
+	int64_t next_attempt;	/* UTC seconds; later than now while backing off */
+	gitkv_oid remote_head;	/* the remote's branch as last fetched */
+	gitkv_oid pushed;	/* the last commit the remote accepted from us */
+	size_t ahead, behind;	/* our branch vs remote_head, after the round */
+	double lag_s;		/* seconds since the remote last had all our commits */
+} sync_remote_status;
+
+/*
+ * Start the sync thread for `store` (borrowed; must outlive the engine).
+ * The remotes are copied. With no remotes, no thread is started and the
+ * other calls do nothing. Returns 0 or GITKV_ERROR.
+ */
+int sync_engine_start(sync_engine **out, gitkv_store *store, const sync_options *opts);
+
+/* Ask for a round soon. Async-signal-safe. `e` may be NULL. */
+void sync_engine_kick(sync_engine *e);
+
+/*
+ * Wait until a round that started after this call has finished, at most
+ * `timeout_ms`. Returns 0, or GITKV_ERROR on timeout. Not from the engine
+ * thread or a store subscriber.
+ */
+int sync_engine_round(sync_engine *e, int timeout_ms);
+
+/*
+ * Stop: one last bounded round (at most `final_timeout_s` seconds) so
+ * acknowledged commits leave this host, then join and free. NULL is fine.
+ */
+void sync_engine_stop(sync_engine *e, int final_timeout_s);
+
+/* Copy up to `max` remote states into `out`; returns the number of remotes. */
+size_t sync_engine_status(sync_engine *e, sync_remote_status *out, size_t max);
+
+/* Total completed rounds and failed remote attempts (for metrics). */
+void sync_engine_counters(sync_engine *e, uint64_t *rounds, uint64_t *failures,
+			  uint64_t *conflicts);
+
+#endif
