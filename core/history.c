@@ -103,3 +103,71 @@ out:
 	git_repository_free(repo);
 	return error;
 }
+
+int gitkv_store_lookup_at(gitkv_store *store, const char *rev, const char *key,
+			  gitkv_entry *entry_out, gitkv_oid *commit_out)
+{
+	git_repository *repo = NULL;
+	git_object *obj = NULL;
+	git_commit *c = NULL;
+	git_tree_entry *te = NULL;
+	int error = key[0] ? gitkv_key__validate_internal(key) : 0;
+
+	memset(entry_out, 0, sizeof(*entry_out));
+	if (error)
+		return error;
+	if ((error = git_repository_open_bare(&repo, store->path)) < 0)
+		return gitkv_store__git_error(error, "cannot open the store");
+	error = git_revparse_single(&obj, repo, rev);
+	if (error == GIT_ENOTFOUND || error == GIT_EAMBIGUOUS || error == GIT_EINVALIDSPEC) {
+		git_error_clear();
+		error = gitkv_error_set(GITKV_ENOTFOUND, "unknown revision '%s'", rev);
+		goto out;
+	}
+	if (error < 0 || (error = git_object_peel((git_object **)&c, obj, GIT_OBJECT_COMMIT)) < 0) {
+		git_error_clear();
+		error = gitkv_error_set(GITKV_ENOTFOUND, "'%s' is not a commit", rev);
+		goto out;
+	}
+	if (commit_out)
+		*commit_out = *git2gk(git_commit_id(c));
+	if (!key[0]) {
+		entry_out->type = GITKV_TYPE_DIR;
+		entry_out->oid = *git2gk(git_commit_tree_id(c));
+		entry_out->mtime = git_commit_time(c);
+		goto out;
+	}
+	if ((error = entry_at(&te, c, key)) < 0) {
+		error = gitkv_store__git_error(error, "cannot read a tree");
+		goto out;
+	}
+	if (!te) {
+		error = gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found at '%s'", key, rev);
+		goto out;
+	}
+	entry_out->type = gitkv_store__type_from_mode(git_tree_entry_filemode(te));
+	entry_out->oid = *git2gk(git_tree_entry_id(te));
+	entry_out->mtime = git_commit_time(c);
+	entry_out->size = GITKV_SIZE_UNKNOWN;
+	if (entry_out->type != GITKV_TYPE_DIR) {
+		size_t len;
+		git_object_t type;
+
+		if (git_odb_read_header(&len, &type, store->odb, git_tree_entry_id(te)) == 0)
+			entry_out->size = len;
+		git_error_clear();
+	} else {
+		git_tree *t = NULL;
+
+		if (git_tree_lookup(&t, repo, git_tree_entry_id(te)) == 0)
+			entry_out->size = git_tree_entrycount(t);
+		git_tree_free(t);
+		git_error_clear();
+	}
+out:
+	git_tree_entry_free(te);
+	git_commit_free(c);
+	git_object_free(obj);
+	git_repository_free(repo);
+	return error;
+}

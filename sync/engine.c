@@ -49,9 +49,14 @@ struct sync_engine {
 	volatile sig_atomic_t forced;	/* an explicit round: ignore backoff */
 	int final_timeout_s;
 
+	pthread_mutex_t net_lock;	/* held across one remote's network steps:
+					   the engine thread's and exclusive creates'
+					   do not interleave. Taken before `lock`. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* broadcast after every round */
-	uint64_t rounds;		/* protected by lock */
+	uint64_t started;		/* protected by lock: rounds begun */
+	uint64_t rounds;		/* protected by lock: number of the last round
+					   finished (rounds finish in order) */
 	uint64_t failures;		/* protected by lock */
 	uint64_t conflicts;		/* protected by lock */
 	uint64_t round_requests;	/* protected by lock */
@@ -176,6 +181,11 @@ static void sync_one(sync_engine *e, struct remote *r)
 
 static void run_round(sync_engine *e, bool force)
 {
+	uint64_t mine;
+
+	pthread_mutex_lock(&e->lock);
+	mine = ++e->started;
+	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < e->nremotes && (!e->stopping || force); i++) {
 		struct remote *r = &e->remotes[i];
 		int64_t next;
@@ -185,12 +195,34 @@ static void run_round(sync_engine *e, bool force)
 		pthread_mutex_unlock(&e->lock);
 		if (!force && next > now_s())
 			continue;
+		pthread_mutex_lock(&e->net_lock);
 		sync_one(e, r);
+		pthread_mutex_unlock(&e->net_lock);
 	}
 	pthread_mutex_lock(&e->lock);
-	e->rounds++;
+	e->rounds = mine;
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+}
+
+static void deadline_in(struct timespec *ts, int timeout_ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool past(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
 static void drain(int fd)
@@ -246,6 +278,7 @@ static void engine_free(sync_engine *e)
 	if (e->pipe[1] >= 0)
 		close(e->pipe[1]);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->net_lock);
 	pthread_cond_destroy(&e->cond);
 	free(e);
 }
@@ -272,6 +305,7 @@ int sync_engine_start(sync_engine **out, gitkv_store *store, const sync_options 
 	if (!e->opts.max_backoff_s)
 		e->opts.max_backoff_s = 300;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->net_lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	e->remotes = calloc(opts->nremotes, sizeof(*e->remotes));
 	if (!e->remotes)
@@ -328,26 +362,19 @@ fail:
 int sync_engine_round(sync_engine *e, int timeout_ms)
 {
 	struct timespec deadline;
-	uint64_t start;
+	uint64_t want;
 	int error = 0;
 
 	if (!e)
 		return 0;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&deadline, timeout_ms);
 	pthread_mutex_lock(&e->lock);
-	start = e->rounds;
+	want = e->started + 1; /* a round that begins after this call */
 	pthread_mutex_unlock(&e->lock);
 	e->forced = 1;
 	sync_engine_kick(e);
 	pthread_mutex_lock(&e->lock);
-	/* The round in progress may have started before us: wait for two. */
-	while (e->rounds < start + 2 && !error)
+	while (e->rounds < want && !error)
 		if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT)
 			error = gitkv_error_set(GITKV_ERROR, "sync round timed out");
 	pthread_mutex_unlock(&e->lock);
@@ -406,4 +433,184 @@ void sync_engine_counters(sync_engine *e, uint64_t *rounds, uint64_t *failures,
 	*failures = e->failures;
 	*conflicts = e->conflicts;
 	pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- write concern ------------------------------------------------------ */
+
+int sync_engine_wait_pushed(sync_engine *e, const gitkv_oid *commit, int quorum, int timeout_ms)
+{
+	struct timespec deadline;
+	gitkv_oid *pushed;
+	int error = 0;
+
+	if (!e || quorum <= 0 || !e->nremotes)
+		return 0;
+	pushed = calloc(e->nremotes, sizeof(*pushed));
+	if (!pushed)
+		return gitkv_error_set(GITKV_ERROR, "out of memory");
+	deadline_in(&deadline, timeout_ms);
+	for (;;) {
+		uint64_t rounds;
+		int have = 0;
+
+		e->forced = 1;
+		sync_engine_kick(e);
+		pthread_mutex_lock(&e->lock);
+		rounds = e->started + 1;
+		for (size_t i = 0; i < e->nremotes; i++)
+			pushed[i] = e->remotes[i].st.pushed;
+		pthread_mutex_unlock(&e->lock);
+		for (size_t i = 0; i < e->nremotes; i++) {
+			bool in = false;
+
+			if (!gitkv_oid_is_zero(&pushed[i]) &&
+			    gitkv_store_contains(e->store, &pushed[i], commit, &in) == 0 && in)
+				have++;
+		}
+		if (have >= quorum)
+			break;
+		pthread_mutex_lock(&e->lock);
+		while (e->rounds < rounds && !error)
+			if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT)
+				error = gitkv_error_set(GITKV_ERROR,
+							"not acknowledged by %d remote(s) in time",
+							quorum);
+		pthread_mutex_unlock(&e->lock);
+		if (error || past(&deadline)) {
+			if (!error)
+				error = gitkv_error_set(GITKV_ERROR,
+							"not acknowledged by %d remote(s) in time",
+							quorum);
+			break;
+		}
+	}
+	free(pushed);
+	return error;
+}
+
+/* Undo our own creation of `key` (still holding `blob`): delete it. */
+static void undo_create(gitkv_store *store, const char *key, const gitkv_oid *blob,
+			const gitkv_writer *writer)
+{
+	gitkv_op op = { .type = GITKV_OP_DELETE, .key = key, .flags = GITKV_OP_IF_MATCH,
+			.expect = *blob };
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s", gitkv_error_last());
+	gitkv_store_apply(store, &op, writer, NULL);
+	gitkv_error_set(GITKV_ERROR, "%s", msg);
+}
+
+/* We lost: make our branch hold the winner's entry at `key`, then merge. */
+static int yield_to(gitkv_store *store, const char *key, const gitkv_oid *ours,
+		    const gitkv_entry *theirs, const gitkv_oid *their_head, const char *name,
+		    const gitkv_writer *writer)
+{
+	gitkv_merge_result mr;
+	int error = 0;
+
+	if (gitkv_type_is_value(theirs->type)) {
+		char *buf = NULL;
+		size_t len = 0;
+		gitkv_op op = { .type = GITKV_OP_SET, .key = key, .vtype = theirs->type,
+				.flags = GITKV_OP_IF_MATCH, .expect = *ours };
+
+		if ((error = gitkv_store_read_blob(store, &theirs->oid, &buf, &len)) == 0) {
+			op.value = buf;
+			op.len = len;
+			error = gitkv_store_apply(store, &op, writer, NULL);
+		}
+		free(buf);
+	} else {
+		gitkv_op op = { .type = GITKV_OP_DELETE, .key = key, .flags = GITKV_OP_IF_MATCH,
+				.expect = *ours };
+
+		error = gitkv_store_apply(store, &op, writer, NULL);
+	}
+	if (error && error != GITKV_EMODIFIED)
+		return error;
+	if (gitkv_store_integrate(store, their_head, name, &mr) == 0)
+		gitkv_merge_result_free(&mr);
+	return 0;
+}
+
+int sync_engine_create_exclusive(sync_engine *e, gitkv_store *store, const char *key,
+				 const void *value, size_t len, const gitkv_writer *writer,
+				 int timeout_ms, gitkv_result *result)
+{
+	gitkv_op op = { .type = GITKV_OP_SET, .key = key, .value = value, .len = len,
+			.flags = GITKV_OP_EXCL };
+	struct timespec deadline;
+	struct remote *r;
+	gitkv_result res;
+	gitkv_entry mine;
+	gitkv_oid head;
+	char hex[GITKV_OID_HEXSZ + 1];
+	int error;
+
+	if (!e || !e->nremotes)
+		return gitkv_store_apply(store, &op, writer, result);
+	r = &e->remotes[0];
+	deadline_in(&deadline, timeout_ms);
+	pthread_mutex_lock(&e->net_lock);
+	/* Bring the arbiter in first: a key it has already makes us lose at once. */
+	for (int i = 0; i < 10; i++) {
+		gitkv_merge_result mr;
+
+		if ((error = gitkv_remote_fetch(store, r->name, r->url, &e->opts.remote, &head)) < 0)
+			goto out;
+		if (gitkv_oid_is_zero(&head))
+			break;
+		error = gitkv_store_integrate(store, &head, r->name, &mr);
+		if (!error)
+			gitkv_merge_result_free(&mr);
+		if (error != GITKV_EMODIFIED)
+			break;
+	}
+	if (error < 0)
+		goto out;
+	if ((error = gitkv_store_apply(store, &op, writer, &res)) < 0)
+		goto out;
+	if (gitkv_snapshot_lookup(gitkv_store_snapshot(store), key, &mine) < 0) {
+		error = gitkv_error_set(GITKV_ERROR, "'%s' vanished after its creation", key);
+		goto out;
+	}
+	for (;;) {
+		gitkv_entry theirs;
+		gitkv_merge_result mr;
+
+		error = gitkv_remote_push(store, r->name, r->url, &res.commit, &e->opts.remote);
+		if (!error)
+			break;
+		if (error != GITKV_EMODIFIED || past(&deadline)) {
+			undo_create(store, key, &mine.oid, writer);
+			error = GITKV_ERROR;
+			goto out;
+		}
+		/* Someone pushed first: did they create the key? */
+		if ((error = gitkv_remote_fetch(store, r->name, r->url, &e->opts.remote, &head)) < 0) {
+			undo_create(store, key, &mine.oid, writer);
+			error = GITKV_ERROR;
+			goto out;
+		}
+		if (gitkv_store_lookup_at(store, gitkv_oid_fmt(hex, &head), key, &theirs, NULL) == 0) {
+			yield_to(store, key, &mine.oid, &theirs, &head, r->name, writer);
+			error = gitkv_error_set(GITKV_EEXISTS, "'%s' was created first by another node",
+						key);
+			goto out;
+		}
+		error = gitkv_store_integrate(store, &head, r->name, &mr);
+		if (!error)
+			gitkv_merge_result_free(&mr);
+		gitkv_snapshot_head(gitkv_store_snapshot(store), &res.commit, NULL);
+	}
+	if (result)
+		*result = res;
+	pthread_mutex_lock(&e->lock);
+	r->st.pushed = res.commit;
+	r->st.remote_head = res.commit;
+	pthread_mutex_unlock(&e->lock);
+out:
+	pthread_mutex_unlock(&e->net_lock);
+	return error;
 }

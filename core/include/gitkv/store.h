@@ -188,6 +188,17 @@ int gitkv_store_read_blob(gitkv_store *store, const gitkv_oid *oid, char **buf_o
 int gitkv_store_get(gitkv_store *store, const char *key, char **buf_out, size_t *len_out,
 		    gitkv_entry *entry_out);
 
+/*
+ * Look `key` up in the tree of commit `rev` (40 hex digits, an abbreviated
+ * id, a tag, "HEAD~N", anything git's revision syntax takes), without
+ * touching the snapshot. Fills `entry_out` (mtime is the commit's time) and,
+ * if `commit_out` is not NULL, the commit id. Returns 0, GITKV_ENOTFOUND
+ * (no such revision, or no such key in it) or GITKV_EINVALID. Takes no
+ * store lock (it opens its own repository handle).
+ */
+int gitkv_store_lookup_at(gitkv_store *store, const char *rev, const char *key,
+			  gitkv_entry *entry_out, gitkv_oid *commit_out);
+
 /* One commit, as seen by gitkv_store_history(). Borrowed for the callback. */
 typedef struct gitkv_commit_info {
 	gitkv_oid id;

@@ -80,6 +80,30 @@ int sync_engine_round(sync_engine *e, int timeout_ms);
  */
 void sync_engine_stop(sync_engine *e, int final_timeout_s);
 
+/*
+ * Write concern: wait until at least `quorum` remotes hold `commit` (it or
+ * a descendant was accepted by them), kicking a round at once (backoff is
+ * ignored). Returns 0, or GITKV_ERROR after `timeout_ms` (the commit stays
+ * local and is pushed by later rounds). With no engine or quorum <= 0 it
+ * returns 0 at once. Not from the engine thread or a store subscriber.
+ */
+int sync_engine_wait_pushed(sync_engine *e, const gitkv_oid *commit, int quorum, int timeout_ms);
+
+/*
+ * A cluster-wide exclusive create (O_CREAT|O_EXCL in sync mode): creates
+ * `key` with `value` only if no node has created it first. It brings the
+ * first remote (the arbiter) in, commits the key locally with EXCL, and
+ * pushes to the arbiter from the calling thread; the arbiter's ref
+ * compare-and-swap decides. A node that loses gets GITKV_EEXISTS and its
+ * local branch takes the winner's value (nothing of the loser remains).
+ * Returns 0 (created, on the arbiter), GITKV_EEXISTS, or GITKV_ERROR when
+ * the arbiter cannot be reached within `timeout_ms` (the local creation is
+ * undone). Without remotes it is a plain local EXCL create.
+ */
+int sync_engine_create_exclusive(sync_engine *e, gitkv_store *store, const char *key,
+				 const void *value, size_t len, const gitkv_writer *writer,
+				 int timeout_ms, gitkv_result *result);
+
 /* Copy up to `max` remote states into `out`; returns the number of remotes. */
 size_t sync_engine_status(sync_engine *e, sync_remote_status *out, size_t max);
 
