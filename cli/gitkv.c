@@ -14,6 +14,8 @@
  * Errors are one line on stderr: "gitkv: get 'app/x': not found".
  */
 #include <gitkv/error.h>
+#include <gitkv/remote.h>
+#include <gitkv_sync/engine.h>
 #include <gitkv/key.h>
 #include <gitkv/snapshot.h>
 #include <gitkv/store.h>
@@ -62,6 +64,7 @@ static int cmd_set(int argc, char **argv, struct cmd_ctx *ctx);
 static int cmd_rm(int argc, char **argv, struct cmd_ctx *ctx);
 static int cmd_ls(int argc, char **argv, struct cmd_ctx *ctx);
 static int cmd_history(int argc, char **argv, struct cmd_ctx *ctx);
+static int cmd_sync(int argc, char **argv, struct cmd_ctx *ctx);
 
 static const struct cmd commands[] = {
     {"init", cmd_init, "init [STORE]", "create an empty bare store"},
@@ -70,6 +73,7 @@ static const struct cmd commands[] = {
     {"rm", cmd_rm, "rm KEY", "remove KEY"},
     {"ls", cmd_ls, "ls [-r] [PREFIX]", "list the keys and prefixes below PREFIX"},
     {"history", cmd_history, "history [-n NUM] KEY", "list the commits that changed KEY"},
+    {"sync", cmd_sync, "sync [-t SECONDS]", "fetch, merge and push every remote now"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -579,6 +583,91 @@ static int cmd_history(int argc, char **argv, struct cmd_ctx *ctx)
 
 out:
 	gitkv_store_free(store);
+	return status;
+}
+
+/*
+ * sync: one round of fetch, merge and push for every remote recorded in the
+ * store's config (a mounted daemon records its -o remote= there). It runs
+ * in this process through the same engine the daemon uses; a daemon
+ * mounting the store sees the result through its ref watcher.
+ */
+static int cmd_sync(int argc, char **argv, struct cmd_ctx *ctx)
+{
+	gitkv_store *store = NULL;
+	sync_engine *engine = NULL;
+	sync_remote *remotes = NULL;
+	sync_remote_status *st = NULL;
+	char **names = NULL, **urls = NULL;
+	size_t n = 0;
+	unsigned long timeout = 60;
+	char *end;
+	int c, rc, status;
+
+	while ((c = cmd_getopt(argc, argv, "t:", ctx)) != -1) {
+		if (c != 't')
+			return c == 'h' ? EXIT_OK : EXIT_USAGE;
+		errno = 0;
+		timeout = strtoul(optarg, &end, 10);
+		if (errno || end == optarg || *end || *optarg == '-' || !timeout) {
+			print_error("sync: '-t %s': not a positive number", optarg);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc != optind)
+		return usage_error(ctx);
+	status = open_store(ctx, true, &store);
+	if (status)
+		return status;
+	if ((rc = gitkv_remote_list(store, &names, &urls, &n)) < 0) {
+		print_error("sync: %s", reason_of(rc));
+		status = EXIT_ERROR;
+		goto out;
+	}
+	if (!n) {
+		print_error("sync: the store has no remotes (mount it with -o remote=URL)");
+		status = EXIT_ERROR;
+		goto out;
+	}
+	remotes = calloc(n, sizeof(*remotes));
+	st = calloc(n, sizeof(*st));
+	if (!remotes || !st) {
+		print_error("sync: out of memory");
+		status = EXIT_ERROR;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		remotes[i] = (sync_remote){.name = names[i], .url = urls[i]};
+	sync_options opts = {.remotes = remotes, .nremotes = n, .interval_s = 3600};
+	if ((rc = sync_engine_start(&engine, store, &opts)) < 0 ||
+	    (rc = sync_engine_round(engine, (int)timeout * 1000)) < 0) {
+		print_error("sync: %s", reason_of(rc));
+		status = EXIT_ERROR;
+		goto out;
+	}
+	sync_engine_status(engine, st, n);
+	status = EXIT_OK;
+	for (size_t i = 0; i < n; i++) {
+		if (st[i].failures) {
+			print_error("sync: %s (%s): %s", st[i].name, st[i].url, st[i].last_error);
+			status = EXIT_ERROR;
+		} else {
+			printf("%s\t%s\tok\n", st[i].name, st[i].url);
+		}
+	}
+out:
+	sync_engine_stop(engine, 10);
+	for (size_t i = 0; i < n; i++) {
+		free(names[i]);
+		free(urls[i]);
+	}
+	free(names);
+	free(urls);
+	free(remotes);
+	free(st);
+	gitkv_store_free(store);
+	if (status == EXIT_OK)
+		status = flush_stdout(ctx);
 	return status;
 }
 

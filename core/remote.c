@@ -133,6 +133,9 @@ int gitkv_remote_fetch(gitkv_store *store, const char *name, const char *url,
 		 store->branch + strlen("refs/heads/"));
 	snprintf(spec, sizeof(spec), "+%s:%s", store->branch, tracking);
 	gitkv_remote_redact(redacted, sizeof(redacted), url);
+	if (is_local(url) && access(local_path(url), F_OK) < 0)
+		return gitkv_error_set(GITKV_ERROR, "cannot fetch from '%s': no repository there",
+				       redacted);
 	if ((error = open_repo(&repo, store)) < 0)
 		return error;
 	error = git_remote_create_anonymous(&remote, repo, is_local(url) ? local_path(url) : url);
@@ -299,4 +302,95 @@ out:
 	git_remote_free(remote);
 	git_repository_free(repo);
 	return error;
+}
+
+int gitkv_remote_save(gitkv_store *store, const char *name, const char *url)
+{
+	git_repository *repo = NULL;
+	git_config *cfg = NULL;
+	char var[512];
+	const char *cur = NULL;
+	git_buf buf = { 0 };
+	int error;
+
+	if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(name))
+		return gitkv_error_set(GITKV_EINVALID, "bad remote name '%s'", name);
+	if ((error = open_repo(&repo, store)) < 0)
+		return error;
+	if ((error = git_repository_config(&cfg, repo)) < 0)
+		goto fail;
+	snprintf(var, sizeof(var), "remote.%s.url", name);
+	if (git_config_get_string_buf(&buf, cfg, var) == 0)
+		cur = buf.ptr;
+	git_error_clear();
+	if (!cur || strcmp(cur, url))
+		if ((error = git_config_set_string(cfg, var, url)) < 0)
+			goto fail;
+	goto out;
+fail:
+	error = gitkv_store__git_error(error, "cannot record the remote");
+out:
+	git_buf_dispose(&buf);
+	git_config_free(cfg);
+	git_repository_free(repo);
+	return error;
+}
+
+int gitkv_remote_list(gitkv_store *store, char ***names_out, char ***urls_out, size_t *count_out)
+{
+	git_repository *repo = NULL;
+	git_strarray names = { 0 };
+	char **n = NULL, **u = NULL;
+	size_t k = 0;
+	int error;
+
+	*names_out = *urls_out = NULL;
+	*count_out = 0;
+	if ((error = open_repo(&repo, store)) < 0)
+		return error;
+	if ((error = git_remote_list(&names, repo)) < 0) {
+		error = gitkv_store__git_error(error, "cannot list the remotes");
+		goto out;
+	}
+	n = calloc(names.count + 1, sizeof(*n));
+	u = calloc(names.count + 1, sizeof(*u));
+	if (!n || !u) {
+		error = gitkv_error_set(GITKV_ERROR, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < names.count; i++) {
+		git_remote *r = NULL;
+
+		if (git_remote_lookup(&r, repo, names.strings[i]) < 0 || !git_remote_url(r)) {
+			git_error_clear();
+			git_remote_free(r);
+			continue;
+		}
+		n[k] = strdup(names.strings[i]);
+		u[k] = strdup(git_remote_url(r));
+		git_remote_free(r);
+		if (!n[k] || !u[k]) {
+			free(n[k]);
+			free(u[k]);
+			error = gitkv_error_set(GITKV_ERROR, "out of memory");
+			goto out;
+		}
+		k++;
+	}
+out:
+	git_strarray_dispose(&names);
+	git_repository_free(repo);
+	if (error) {
+		for (size_t i = 0; i < k; i++) {
+			free(n[i]);
+			free(u[i]);
+		}
+		free(n);
+		free(u);
+		return error;
+	}
+	*names_out = n;
+	*urls_out = u;
+	*count_out = k;
+	return 0;
 }

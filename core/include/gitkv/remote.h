@@ -50,6 +50,20 @@ int gitkv_remote_push(gitkv_store *store, const char *name, const char *url,
 		      const gitkv_oid *commit, const gitkv_remote_options *opts);
 
 /*
+ * Record remote NAME -> URL in the repository's git config
+ * (remote.NAME.url), so that `gitkv sync` and plain git know it too. The
+ * daemon records the remotes it is given. URLs must not carry credentials
+ * (they come from a credentials file). Returns 0 or an error code.
+ */
+int gitkv_remote_save(gitkv_store *store, const char *name, const char *url);
+
+/*
+ * The remotes recorded in the repository's config, as parallel arrays of
+ * newly allocated strings (free each and the arrays with free()).
+ */
+int gitkv_remote_list(gitkv_store *store, char ***names_out, char ***urls_out, size_t *count_out);
+
+/*
  * Write `url` into `out` (size bytes) with any password or token replaced
  * by "***", for logs and status.
  */
