@@ -19,6 +19,7 @@ case "${1:-}" in
 	build=build-san
 	cmake_args+=(-DGITKV_SANITIZE=ON)
 	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+	export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}"
 	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 	;;
 -h | --help)
