@@ -29,7 +29,8 @@
 #include "store_internal.h"
 
 struct side {
-	git_oid *commits;	/* commits of this side not in the base, newest first */
+	git_oid head;
+	git_oid *commits;	/* commits of this side not in the base, sorted by id */
 	size_t n;
 };
 
@@ -46,6 +47,11 @@ struct stamp {
 	git_oid id;
 	bool found;
 };
+
+static int cmp_oid_sort(const void *a, const void *b)
+{
+	return git_oid_cmp(a, b);
+}
 
 static int side_load(struct side *s, git_repository *repo, const git_oid *head,
 		     const git_oid *base)
@@ -77,6 +83,9 @@ static int side_load(struct side *s, git_repository *repo, const git_oid *head,
 	}
 	if (error == GIT_ITEROVER)
 		error = 0;
+	s->head = *head;
+	if (s->n)
+		qsort(s->commits, s->n, sizeof(*s->commits), cmp_oid_sort);
 out:
 	git_revwalk_free(walk);
 	return error;
@@ -127,64 +136,88 @@ static void commit_node(git_commit *c, char *out, size_t size)
 		snprintf(out, size, "%s", at + 1);
 }
 
-/* Did commit `c` author a change at `path`? */
-static int changed_in(bool *out, git_commit *c, const char *path)
+static int cmp_oid(const void *a, const void *b)
 {
-	git_tree_entry *mine = NULL;
-	unsigned int np = git_commit_parentcount(c);
-	int error = entry_in(&mine, c, path);
+	return git_oid_cmp(a, b);
+}
 
-	*out = false;
-	if (error < 0)
-		return error;
-	if (np == 0) {
-		*out = mine != NULL;
-		goto out;
-	}
-	*out = true;
-	for (unsigned int i = 0; i < np && *out; i++) {
-		git_commit *p = NULL;
-		git_tree_entry *theirs = NULL;
+static bool side_has(const struct side *s, const git_oid *id)
+{
+	return s->n && bsearch(id, s->commits, s->n, sizeof(*s->commits), cmp_oid);
+}
 
-		if ((error = git_commit_parent(&p, c, i)) < 0 ||
-		    (error = entry_in(&theirs, p, path)) < 0) {
-			git_commit_free(p);
-			goto out;
+static int stamp_cmp(const struct stamp *a, const struct stamp *b);
+
+/*
+ * The commit that introduced the entry this side holds at `path`: from
+ * `from`, follow the parents whose entry is the same (at a merge, the
+ * parent the value came from - git's TREESAME rule) and stop at the first
+ * commit whose entry differs from every parent's. When several parents
+ * hold the same entry, the newest introduction among them counts, so the
+ * answer does not depend on which node made the merge. Only the side's own
+ * commits (not in the base) count.
+ */
+static int last_change_from(struct stamp *st, git_repository *repo, const struct side *s,
+			    const char *path, const git_oid *from, int depth)
+{
+	git_oid cur = *from;
+	int error = 0;
+
+	memset(st, 0, sizeof(*st));
+	while (side_has(s, &cur) && depth < 64) {
+		git_commit *c = NULL;
+		git_tree_entry *mine = NULL;
+		git_oid same[8];
+		unsigned int np, nsame = 0;
+
+		if ((error = git_commit_lookup(&c, repo, &cur)) < 0 ||
+		    (error = entry_in(&mine, c, path)) < 0) {
+			git_commit_free(c);
+			return error;
 		}
-		if (entries_equal(mine, theirs))
-			*out = false;
-		git_tree_entry_free(theirs);
-		git_commit_free(p);
+		np = git_commit_parentcount(c);
+		for (unsigned int i = 0; i < np && !error; i++) {
+			git_commit *p = NULL;
+			git_tree_entry *theirs = NULL;
+
+			if ((error = git_commit_parent(&p, c, i)) == 0 &&
+			    (error = entry_in(&theirs, p, path)) == 0 && entries_equal(mine, theirs) &&
+			    nsame < 8)
+				same[nsame++] = *git_commit_id(p);
+			git_tree_entry_free(theirs);
+			git_commit_free(p);
+		}
+		if (!error && !nsame && (mine || np)) {
+			st->found = true;
+			st->time = git_commit_time(c);
+			st->id = cur;
+			commit_node(c, st->node, sizeof(st->node));
+		}
+		git_tree_entry_free(mine);
+		git_commit_free(c);
+		if (error < 0 || !nsame)
+			return error;
+		if (nsame == 1) {
+			cur = same[0];
+			continue;
+		}
+		for (unsigned int i = 0; i < nsame; i++) {
+			struct stamp sub;
+
+			if ((error = last_change_from(&sub, repo, s, path, &same[i], depth + 1)) < 0)
+				return error;
+			if (stamp_cmp(&sub, st) > 0)
+				*st = sub;
+		}
+		return 0;
 	}
-out:
-	git_tree_entry_free(mine);
-	return error;
+	return 0;
 }
 
 static int last_change(struct stamp *st, git_repository *repo, const struct side *s,
 		       const char *path)
 {
-	int error = 0;
-
-	memset(st, 0, sizeof(*st));
-	for (size_t i = 0; i < s->n && !st->found; i++) {
-		git_commit *c = NULL;
-		bool changed;
-
-		if ((error = git_commit_lookup(&c, repo, &s->commits[i])) < 0)
-			return error;
-		error = changed_in(&changed, c, path);
-		if (!error && changed) {
-			st->found = true;
-			st->time = git_commit_time(c);
-			st->id = s->commits[i];
-			commit_node(c, st->node, sizeof(st->node));
-		}
-		git_commit_free(c);
-		if (error < 0)
-			return error;
-	}
-	return 0;
+	return last_change_from(st, repo, s, path, &s->head, 0);
 }
 
 /* > 0 if `a` wins over `b`. */
@@ -239,6 +272,10 @@ static int resolve(const git_tree_entry **out, struct merge_ctx *ctx, const char
 	*out = cmp >= 0 ? oe : te;
 	return add_conflict(ctx, path) < 0 ? -1 : 0;
 }
+
+/* The id of the empty tree: a prefix removed on one side and emptied on the other goes. */
+static const git_oid empty_tree_id = { { 0x4b, 0x82, 0x5d, 0xc6, 0x42, 0xcb, 0x6e, 0xb9, 0xa0, 0x60,
+					 0xe5, 0x4b, 0xf8, 0xd6, 0x92, 0x88, 0xfb, 0xee, 0x49, 0x04 } };
 
 static const git_tree_entry *by_name(git_tree *t, const char *name)
 {
@@ -307,14 +344,19 @@ static int merge_dir(git_oid *out, struct merge_ctx *ctx, const char *path, git_
 			pick = oe;
 		} else if (entries_equal(oe, be)) {
 			pick = te;
-		} else if (is_tree(oe) && is_tree(te) && (!be || is_tree(be))) {
+		} else if ((is_tree(oe) || !oe) && (is_tree(te) || !te) && (!be || is_tree(be))) {
+			/*
+			 * Both sides changed a prefix (one may have removed it
+			 * whole): merge it key by key, an absent side being empty.
+			 */
 			git_tree *bt = NULL, *ot = NULL, *tt = NULL;
 			git_oid id;
 
 			if (!(error = lookup_tree(&bt, ctx->repo, be)) &&
 			    !(error = lookup_tree(&ot, ctx->repo, oe)) &&
 			    !(error = lookup_tree(&tt, ctx->repo, te)) &&
-			    !(error = merge_dir(&id, ctx, child, bt, ot, tt)))
+			    !(error = merge_dir(&id, ctx, child, bt, ot, tt)) &&
+			    ((oe && te) || !git_oid_equal(&id, &empty_tree_id)))
 				error = git_treebuilder_insert(NULL, bld, names[i], &id,
 							       GIT_FILEMODE_TREE);
 			git_tree_free(bt);
@@ -510,8 +552,9 @@ int gitkv_store_contains(gitkv_store *store, const gitkv_oid *commit, const gitk
 		*out = true;
 		return 0;
 	}
-	if (gitkv_oid_is_zero(commit))
-		return 0;
+	if (gitkv_oid_is_zero(commit) || git_odb_exists(store->odb, gk2git(commit)) != 1 ||
+	    git_odb_exists(store->odb, gk2git(ancestor)) != 1)
+		return 0; /* an unknown commit is simply not contained */
 	if ((error = git_repository_open_bare(&repo, store->path)) < 0)
 		return gitkv_store__git_error(error, "cannot open the store");
 	error = git_graph_descendant_of(repo, gk2git(commit), gk2git(ancestor));

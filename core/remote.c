@@ -30,8 +30,12 @@ void gitkv_remote_redact(char *out, size_t size, const char *url)
 	if (!at || (strchr(scheme + 3, '/') && strchr(scheme + 3, '/') < at))
 		return;
 	colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
-	if (!colon)
+	if (!colon) {
+		/* A lone user part over http(s) is usually a token: hide it too. */
+		if (!strncmp(url, "http", 4))
+			snprintf(out, size, "%.*s***%s", (int)(scheme + 3 - url), url, at);
 		return;
+	}
 	snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
 }
 
@@ -262,9 +266,10 @@ int gitkv_remote_push(gitkv_store *store, const char *name, const char *url,
 	git_remote *remote = NULL;
 	git_push_options po = GIT_PUSH_OPTIONS_INIT;
 	struct push_ctx ctx = { { opts, 0 }, { 0 } };
-	char spec[1024], hex[GITKV_OID_HEXSZ + 1], redacted[1024];
+	char spec[1024], hex[GITKV_OID_HEXSZ + 1], redacted[1024], tmpref[512];
 	char *specs[1] = { spec };
 	git_strarray refspecs = { specs, 1 };
+	git_reference *ref = NULL;
 	int error;
 
 	gitkv_remote_redact(redacted, sizeof(redacted), url);
@@ -274,7 +279,17 @@ int gitkv_remote_push(gitkv_store *store, const char *name, const char *url,
 		error = push_local(store, repo, local_path(url), commit);
 		goto out;
 	}
-	snprintf(spec, sizeof(spec), "%s:%s", gitkv_oid_fmt(hex, commit), store->branch);
+	/*
+	 * libgit2 1.5 pushes references, not bare ids: point a private ref at
+	 * the commit (one per remote) and push that onto the remote's branch.
+	 */
+	snprintf(tmpref, sizeof(tmpref), "refs/gitkv/push/%s", name);
+	if ((error = git_reference_create(&ref, repo, tmpref, gk2git(commit), 1, NULL)) < 0) {
+		error = gitkv_store__git_error(error, "cannot prepare the push");
+		goto out;
+	}
+	snprintf(spec, sizeof(spec), "%s:%s", tmpref, store->branch);
+	(void)hex;
 	error = git_remote_create_anonymous(&remote, repo, url);
 	if (error < 0) {
 		error = gitkv_store__git_error(error, "bad remote URL");
@@ -298,7 +313,11 @@ int gitkv_remote_push(gitkv_store *store, const char *name, const char *url,
 					ctx.st.why);
 	}
 out:
-	(void)name;
+	if (ref) {
+		git_reference_delete(ref);
+		git_reference_free(ref);
+		git_error_clear();
+	}
 	git_remote_free(remote);
 	git_repository_free(repo);
 	return error;
