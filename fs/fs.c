@@ -44,9 +44,26 @@
  *
  * Kernel caching. Entry and attribute timeouts are long and a failed lookup
  * is a negative entry, because the daemon sees every change: its own the
- * kernel saw happen, and external ones (the CLI, a push into the store)
- * arrive through the store's change stream, which the notifier thread
+ * kernel saw happen, and external ones (the CLI, a push into the store, the
+ * sync thread's merges) arrive through the store's change stream, which the
+ * replay thread (replay.h) performs through the mount - the kernel then
+ * sees them happen too - or, with -o noreplay, the notifier thread
  * (notify.h) turns into exact invalidations by fs_invalidate_paths().
+ *
+ * Replayed requests. A request whose pid is the replay thread's id is the
+ * daemon itself replaying a change that is already committed: the replay_*
+ * helpers answer it from the snapshot and the replay view (replay.h) and
+ * change the inode table only - no commit, no buffer touched but marked
+ * stale - with HANDLE_REPLAY handles whose writes are dropped. A replayed
+ * request for a path that a local in-memory file shadows fails with EBUSY,
+ * and the replay thread invalidates that path instead.
+ *
+ * Write concern (sync_mode=sync). After a flush or fsync that committed,
+ * acknowledge() waits, holding no lock, until `quorum` remotes hold the
+ * commit, and turns a timeout into EIO (the commit stays, and is pushed
+ * later). An exclusive create that is not a temp asks the sync engine to
+ * create the key on the first remote first (create_exclusive()): another
+ * node's earlier create is EEXIST at open() time.
  *
  * The virtual /.gitkv tree is control.c's; the operations here route its
  * fixed inode numbers there and refuse changes to it with EROFS.
@@ -78,13 +95,14 @@
 #include "ignore.h"
 #include "inode.h"
 #include "notify.h"
+#include "replay.h"
 
 /* d_ino for a directory entry whose inode the kernel has not looked up. */
 #define FS_INO_UNKNOWN ((fuse_ino_t)0xffffffffu)
 
 /* An open file or directory: fi->fh. */
 struct fs_handle {
-	enum { HANDLE_FILE, HANDLE_CONTROL, HANDLE_DIR } kind;
+	enum { HANDLE_FILE, HANDLE_CONTROL, HANDLE_DIR, HANDLE_REPLAY } kind;
 	int flags;		/* open(2) flags */
 	struct fs_inode *inode; /* FILE: attached (nopen counts us) */
 	struct fs_buf *buf;	/* FILE: inode->buf, stable while attached */
@@ -92,6 +110,7 @@ struct fs_handle {
 	size_t size;
 	struct dir_ent *ents; /* DIR: the listing taken at opendir */
 	size_t nents;
+	bool wrote;		/* FILE: written through since its last flush (atomic) */
 };
 
 struct dir_ent {
@@ -110,6 +129,12 @@ struct node {
 static struct gitkvfs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* True if `req` comes from the replay thread: already committed, kernel view only. */
+static bool is_replay(struct gitkvfs *fs, fuse_req_t req)
+{
+	return fs->replay && fs_replay_is_own(fs->replay, fuse_req_ctx(req)->pid);
 }
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -216,12 +241,13 @@ static const gitkv_writer *writer_of(fuse_req_t req, struct writer_buf *wb)
 /*
  * Apply `op` on behalf of `req`; 0 or an errno. The one place core codes
  * become errno values; failures that are not the caller's doing are logged
- * (with the key, never the value).
+ * (with the key, never the value). `result` may be NULL.
  */
-static int commit(struct gitkvfs *fs, fuse_req_t req, const gitkv_op *op)
+static int commit_result(struct gitkvfs *fs, fuse_req_t req, const gitkv_op *op,
+			 gitkv_result *result)
 {
 	struct writer_buf wb;
-	int code = gitkv_store_apply(fs->store, op, writer_of(req, &wb), NULL);
+	int code = gitkv_store_apply(fs->store, op, writer_of(req, &wb), result);
 
 	if (code == 0)
 		return 0;
@@ -229,6 +255,11 @@ static int commit(struct gitkvfs *fs, fuse_req_t req, const gitkv_op *op)
 		fuse_log(FUSE_LOG_ERR, "gitkvfs: cannot commit a change of '%s': %s\n", op->key,
 			 gitkv_error_last());
 	return gitkv_error_errno(code);
+}
+
+static int commit(struct gitkvfs *fs, fuse_req_t req, const gitkv_op *op)
+{
+	return commit_result(fs, req, op, NULL);
 }
 
 static int commit_delete(struct gitkvfs *fs, fuse_req_t req, const char *key)
@@ -392,6 +423,174 @@ static void control_stat(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
 	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = fs->started;
 }
 
+/* ---- replayed requests (see "Replayed requests" above) ------------------------------ */
+
+/* The attributes `ve` (a replay view entry, or made up) gives inode `ino`. */
+static void view_stat(struct gitkvfs *fs, struct stat *st, fuse_ino_t ino, const gitkv_entry *ve)
+{
+	stat_fill(fs, st, ino, ifmt_of(ve->type) | perm_of(ve->type),
+		  ve->size == GITKV_SIZE_UNKNOWN ? 0 : ve->size,
+		  ve->mtime ? ve->mtime : fs->started);
+}
+
+/*
+ * With inodes.lock: entry_locked(), or when the snapshot has nothing that
+ * fits the inode (a path the batch being replayed removes), the attributes
+ * of `ve`.
+ */
+static int view_entry_locked(struct gitkvfs *fs, struct fs_inode *inode, const gitkv_entry *ve,
+			     struct fuse_entry_param *e)
+{
+	if (entry_locked(fs, inode, e) == 0)
+		return 0;
+	memset(e, 0, sizeof(*e));
+	view_stat(fs, &e->attr, inode->ino, ve);
+	e->ino = inode->ino;
+	e->generation = inode->generation;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->entry_timeout;
+	inode->nlookup++;
+	return 0;
+}
+
+/* With inodes.lock: the snapshot's entry for `path`, or one made up of `type`. */
+static void new_entry_locked(struct gitkvfs *fs, const char *path, gitkv_type type,
+			     gitkv_entry *out)
+{
+	if (gitkv_snapshot_lookup(fs->snap, path, out) == 0 && ifmt_of(out->type) == ifmt_of(type))
+		return;
+	memset(out, 0, sizeof(*out));
+	out->type = type;
+}
+
+/* With inodes.lock: the next open reads the key anew (a clean buffer only). */
+static void mark_stale_locked(struct fs_inode *inode)
+{
+	if (!inode->buf)
+		return;
+	pthread_mutex_lock(&inode->buf->lock);
+	if (!inode->buf->dirty)
+		inode->buf->stale = true;
+	pthread_mutex_unlock(&inode->buf->lock);
+}
+
+/*
+ * With inodes.lock: the path of `name` in `parent` for a replayed change,
+ * which must not be shadowed by a local in-memory file (EBUSY: the replay
+ * thread then invalidates instead).
+ */
+static int replay_path_locked(struct gitkvfs *fs, fuse_ino_t parent, const char *name, char **out)
+{
+	struct fs_inode *inode;
+	int err;
+
+	if (fs_control_is(parent))
+		return EROFS;
+	if ((err = child_path_locked(fs, parent, name, out)) != 0)
+		return err;
+	inode = fs_inode_find_path(&fs->inodes, *out);
+	if ((inode && (inode->temp || inode->fresh)) || fs_inode_find_pending(&fs->inodes, *out)) {
+		free(*out);
+		*out = NULL;
+		return EBUSY;
+	}
+	return 0;
+}
+
+/*
+ * A replayed mkdir, symlink or create: an inode of `type` at the new path,
+ * its entry from the snapshot. `h` (create) becomes a HANDLE_REPLAY.
+ */
+static int replay_make(struct gitkvfs *fs, fuse_ino_t parent, const char *name, gitkv_type type,
+		       struct fuse_entry_param *e, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = NULL;
+	struct fs_inode *inode;
+	gitkv_entry ne;
+	char *path = NULL;
+	int err;
+
+	if (fi && !(h = calloc(1, sizeof(*h))))
+		return ENOMEM;
+	pthread_mutex_lock(&fs->inodes.lock);
+	if ((err = replay_path_locked(fs, parent, name, &path)) != 0)
+		goto out;
+	if (!(inode = fs_inode_get(&fs->inodes, path, ifmt_of(type)))) {
+		err = ENOMEM;
+		goto out;
+	}
+	mark_stale_locked(inode);
+	new_entry_locked(fs, path, type, &ne);
+	err = view_entry_locked(fs, inode, &ne, e);
+out:
+	pthread_mutex_unlock(&fs->inodes.lock);
+	free(path);
+	if (!err && h) {
+		h->kind = HANDLE_REPLAY;
+		h->flags = fi->flags;
+		fi->fh = (uintptr_t)h;
+		fi->keep_cache = 0;
+		h = NULL;
+	}
+	free(h);
+	return err;
+}
+
+/* A replayed unlink or rmdir: the inode goes from the table, the store is left alone. */
+static int replay_remove(struct gitkvfs *fs, fuse_ino_t parent, const char *name, bool dir)
+{
+	struct fs_inode *inode;
+	char *path = NULL;
+	int err;
+
+	pthread_mutex_lock(&fs->inodes.lock);
+	if ((err = replay_path_locked(fs, parent, name, &path)) != 0)
+		goto out;
+	for (inode = fs->inodes.local; dir && inode; inode = inode->local_next) {
+		if (below(inode->path, path) || (inode->pending && below(inode->pending, path))) {
+			err = ENOTEMPTY; /* in-memory files inside keep it */
+			goto out;
+		}
+	}
+	if ((inode = fs_inode_find_path(&fs->inodes, path)))
+		fs_inode_unlink(&fs->inodes, inode);
+out:
+	pthread_mutex_unlock(&fs->inodes.lock);
+	free(path);
+	return err;
+}
+
+/* A replayed open (O_TRUNC to rewrite a changed key): a HANDLE_REPLAY. */
+static int replay_open(struct gitkvfs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = calloc(1, sizeof(*h));
+	struct fs_inode *inode;
+	int err = 0;
+
+	if (!h)
+		return ENOMEM;
+	pthread_mutex_lock(&fs->inodes.lock);
+	inode = fs_inode_find(&fs->inodes, ino);
+	if (!inode || !inode->linked)
+		err = ENOENT;
+	else if (inode->type != S_IFREG)
+		err = EISDIR;
+	else if (inode->temp || inode->fresh)
+		err = EBUSY;
+	else
+		mark_stale_locked(inode); /* other handles re-read the key from 0 */
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (err) {
+		free(h);
+		return err;
+	}
+	h->kind = HANDLE_REPLAY;
+	h->flags = fi->flags;
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	return 0;
+}
+
 /* ---- buffers ------------------------------------------------------------------ */
 
 /* With inodes.lock: attach (creating) the buffer of `inode`; NULL: no memory. */
@@ -515,13 +714,22 @@ static bool still_open(struct gitkvfs *fs, pid_t pid, fuse_ino_t ino)
 	return found;
 }
 
+/* A commit a flush made, for the write concern (acknowledge()). */
+struct ack {
+	bool committed;
+	gitkv_oid commit;
+	char *key; /* malloc'd when committed */
+};
+
 /*
  * Commit the attached buffer of `inode` if it is dirty. The caller holds
- * ns_lock (read or write). A temp or unlinked inode commits nothing.
+ * ns_lock (read or write). A temp or unlinked inode commits nothing. If
+ * `ack` is not NULL it tells what was committed (free its key).
  */
-static int commit_buf(struct gitkvfs *fs, fuse_req_t req, struct fs_inode *inode)
+static int commit_buf(struct gitkvfs *fs, fuse_req_t req, struct fs_inode *inode, struct ack *ack)
 {
 	gitkv_op op = {.type = GITKV_OP_SET, .flags = GITKV_OP_KEEP_TYPE};
+	gitkv_result res = {0};
 	struct fs_buf *buf;
 	gitkv_entry e;
 	char *path = NULL, *data = NULL;
@@ -569,7 +777,7 @@ static int commit_buf(struct gitkvfs *fs, fuse_req_t req, struct fs_inode *inode
 	op.key = path;
 	op.value = data;
 	op.len = len;
-	err = commit(fs, req, &op);
+	err = commit_result(fs, req, &op, &res);
 
 	pthread_mutex_lock(&fs->inodes.lock);
 	pthread_mutex_lock(&buf->lock);
@@ -583,6 +791,12 @@ static int commit_buf(struct gitkvfs *fs, fuse_req_t req, struct fs_inode *inode
 		}
 		if (inode->fresh)
 			fs_inode_set_local(&fs->inodes, inode, false, false);
+		if (ack && res.committed) {
+			ack->committed = true;
+			ack->commit = res.commit;
+			ack->key = path; /* the caller's now */
+			path = NULL;
+		}
 	}
 	pthread_mutex_unlock(&buf->lock);
 	pthread_mutex_unlock(&fs->inodes.lock);
@@ -593,13 +807,36 @@ out:
 	return err;
 }
 
-static int flush_inode(struct gitkvfs *fs, fuse_req_t req, struct fs_inode *inode)
+static int flush_inode(struct gitkvfs *fs, fuse_req_t req, struct fs_inode *inode, struct ack *ack)
 {
 	int err;
 
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	err = commit_buf(fs, req, inode);
+	err = commit_buf(fs, req, inode, ack);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	return err;
+}
+
+/*
+ * The write concern, after a flush that committed: in sync mode wait, with
+ * no lock held, until `quorum` remotes hold the commit; 0 or EIO. Frees the
+ * ack's key.
+ */
+static int acknowledge(struct gitkvfs *fs, struct ack *ack)
+{
+	int err = 0;
+
+	if (fs->sync_mode && ack->committed &&
+	    sync_engine_wait_pushed(fs->engine, &ack->commit, fs->quorum,
+				    fs->sync_timeout_s * 1000) < 0) {
+		fuse_log(FUSE_LOG_WARNING,
+			 "gitkvfs: write of '%s' not acknowledged by %d remote%s within %d s; "
+			 "it stays local and will be pushed later\n",
+			 ack->key, fs->quorum, fs->quorum == 1 ? "" : "s", fs->sync_timeout_s);
+		err = EIO;
+	}
+	free(ack->key);
+	ack->key = NULL;
 	return err;
 }
 
@@ -618,7 +855,9 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct gitkvfs *fs = fs_of(req);
 	struct fs_inode *inode = NULL;
+	bool replay = is_replay(fs, req);
 	struct node n;
+	gitkv_entry ve;
 	char *path = NULL;
 	fuse_ino_t cino;
 	int err;
@@ -630,7 +869,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (fs_control_is(parent) || (parent == FS_INO_ROOT && strcmp(name, GITKV_RESERVED) == 0)) {
 		cino = fs_control_lookup(parent, name);
 		if (cino) {
-			fs_control_stat(fs->store, cino, &e->attr);
+			fs_control_stat(&fs->control, cino, &e->attr);
 			control_stat(fs, cino, &e->attr);
 			e->ino = cino;
 		}
@@ -641,6 +880,16 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if ((err = child_path_locked(fs, parent, name, &path)) != 0)
 		goto out;
 	resolve_locked(fs, path, &n);
+	if (replay && n.kind != NODE_LOCAL && fs_replay_view(fs->replay, path, &ve)) {
+		/* the kernel is walked from the state before the batch: the view */
+		if (ve.type == GITKV_TYPE_NONE)
+			err = ENOENT;
+		else if (!(inode = fs_inode_get(&fs->inodes, path, ifmt_of(ve.type))))
+			err = ENOMEM;
+		else
+			err = view_entry_locked(fs, inode, &ve, e);
+		goto out;
+	}
 	if (n.kind == NODE_LOCAL)
 		inode = n.local;
 	else if (n.kind == NODE_KEY &&
@@ -707,7 +956,7 @@ static int do_getattr(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
 	int err;
 
 	if (fs_control_is(ino)) {
-		err = fs_control_stat(fs->store, ino, st);
+		err = fs_control_stat(&fs->control, ino, st);
 		control_stat(fs, ino, st);
 		return err;
 	}
@@ -718,11 +967,32 @@ static int do_getattr(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
 	return err;
 }
 
+/* A replayed request's getattr of a path the snapshot has lost already: from the view. */
+static int replay_getattr(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
+{
+	struct fs_inode *inode;
+	gitkv_entry ve;
+	int err = ENOENT;
+
+	pthread_mutex_lock(&fs->inodes.lock);
+	inode = fs_inode_find(&fs->inodes, ino);
+	if (inode && inode->linked && fs_replay_view(fs->replay, inode->path, &ve) &&
+	    ifmt_of(ve.type) == inode->type && ve.type != GITKV_TYPE_NONE) {
+		view_stat(fs, st, ino, &ve);
+		err = 0;
+	}
+	pthread_mutex_unlock(&fs->inodes.lock);
+	return err;
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct gitkvfs *fs = fs_of(req);
 	struct stat st;
 	int err = do_getattr(fs, ino, &st);
+
+	if (err == ENOENT && is_replay(fs, req))
+		err = replay_getattr(fs, ino, &st);
 
 	if (err)
 		fuse_reply_err(req, err);
@@ -826,7 +1096,7 @@ static int set_size(struct gitkvfs *fs, fuse_req_t req, fuse_ino_t ino, off_t si
 		pthread_mutex_unlock(&buf->lock);
 	}
 	if (!err && !fi)
-		err = commit_buf(fs, req, inode);
+		err = commit_buf(fs, req, inode, NULL);
 out:
 	if (buf)
 		detach(fs, inode);
@@ -847,6 +1117,11 @@ static int do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_
 		if (to_set & ~times)
 			return EROFS;
 		return do_getattr(fs, ino, out);
+	}
+	if (is_replay(fs, req)) {
+		/* a replayed chmod: the snapshot has the new mode already */
+		err = do_getattr(fs, ino, out);
+		return err == ENOENT ? replay_getattr(fs, ino, out) : err;
 	}
 	/* chown to the owner and group every file has is a no-op; nothing else is kept */
 	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->uid && attr->st_uid != (uid_t)-1)
@@ -938,6 +1213,8 @@ static int do_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const
 	size_t len = strlen(link);
 	int err;
 
+	if (is_replay(fs, req))
+		return replay_make(fs, parent, name, GITKV_TYPE_LINK, e, NULL);
 	if ((err = check_new_name(fs, parent, name)) != 0)
 		return err;
 	pthread_rwlock_wrlock(&fs->ns_lock);
@@ -1073,16 +1350,101 @@ out:
 	return err;
 }
 
+/*
+ * An exclusive create in sync mode: the first remote decides, through the
+ * sync engine, whether this node creates `name` (an empty value, committed
+ * and on that remote) or another node did first (EEXIST, and the winner's
+ * value comes in by sync). It runs without ns_lock, because it waits for the
+ * network; the kernel serialises creates in a directory anyway. Returns 0
+ * with the key's inode attached once (a clean buffer: the bytes written
+ * next commit at close like any write), an errno, or -1 when the name is
+ * not the cluster's business (a temp, a key hidden by a pending delete):
+ * make_file() then creates it locally.
+ */
+static int create_exclusive(fuse_req_t req, fuse_ino_t parent, const char *name,
+			    struct fuse_entry_param *e, struct fs_inode **inode_out)
+{
+	struct gitkvfs *fs = fs_of(req);
+	struct fs_inode *inode = NULL;
+	struct fs_buf *buf = NULL;
+	struct writer_buf wb;
+	gitkv_result res;
+	struct node n;
+	char *path = NULL;
+	bool reloaded;
+	int err, code;
+
+	if ((err = check_new_name(fs, parent, name)) != 0)
+		return err;
+	pthread_mutex_lock(&fs->inodes.lock);
+	err = child_path_locked(fs, parent, name, &path);
+	if (!err) {
+		resolve_locked(fs, path, &n);
+		if (n.kind != NODE_NONE)
+			err = EEXIST;
+		else if (ignored(fs, name) || fs_inode_find_pending(&fs->inodes, path))
+			err = -1;
+	}
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (err)
+		goto out;
+
+	code = sync_engine_create_exclusive(fs->engine, fs->store, path, "", 0, writer_of(req, &wb),
+					    fs->sync_timeout_s * 1000, &res);
+	if (code == GITKV_EEXISTS) {
+		/* another node was first; the kernel must not keep a negative entry for it */
+		fs_notifier_push(fs->notifier, path);
+		err = EEXIST;
+		goto out;
+	}
+	if (code < 0) {
+		fuse_log(FUSE_LOG_ERR, "gitkvfs: exclusive create of '%s' not decided: %s\n", path,
+			 gitkv_error_last());
+		err = gitkv_error_errno(code);
+		goto out;
+	}
+
+	pthread_mutex_lock(&fs->inodes.lock);
+	resolve_locked(fs, path, &n);
+	if (n.kind == NODE_LOCAL)
+		err = EEXIST; /* renamed onto meanwhile: that file holds the name now */
+	else if (!(inode = fs_inode_get(&fs->inodes, path, S_IFREG)) ||
+		 !(buf = attach_locked(inode)))
+		err = ENOMEM;
+	if (inode && !buf)
+		fs_inode_maybe_free(&fs->inodes, inode);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!err)
+		err = buf_refresh(fs, buf, path, &reloaded); /* the empty value just committed */
+	pthread_mutex_lock(&fs->inodes.lock);
+	if (!err)
+		err = entry_locked(fs, inode, e);
+	if (err && buf)
+		detach_locked(fs, inode);
+	else if (!err)
+		*inode_out = inode;
+	pthread_mutex_unlock(&fs->inodes.lock);
+out:
+	free(path);
+	return err;
+}
+
 static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     struct fuse_file_info *fi, struct fuse_entry_param *e)
 {
-	struct fs_handle *h = calloc(1, sizeof(*h));
+	struct gitkvfs *fs = fs_of(req);
+	struct fs_handle *h;
 	struct fs_inode *inode;
-	int err;
+	int err = -1;
 
-	if (!h)
+	if (is_replay(fs, req))
+		return replay_make(fs, parent, name, GITKV_TYPE_FILE, e, fi);
+	if (!(h = calloc(1, sizeof(*h))))
 		return ENOMEM;
-	err = make_file(req, parent, name, mode, e, &inode);
+	if (fs->sync_mode && (fi->flags & O_EXCL))
+		err = create_exclusive(req, parent, name, e, &inode);
+	if (err < 0)
+		err = make_file(req, parent, name, mode, e, &inode);
 	if (err) {
 		free(h);
 		return err;
@@ -1120,7 +1482,7 @@ static int do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	if ((err = make_file(req, parent, name, mode, e, &inode)) != 0)
 		return err;
 	/* no handle will flush it: commit the empty key now */
-	err = flush_inode(fs, req, inode);
+	err = flush_inode(fs, req, inode, NULL);
 	pthread_mutex_lock(&fs->inodes.lock);
 	if (err)
 		inode->nlookup--; /* the entry is not sent */
@@ -1170,6 +1532,8 @@ static int do_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, struct 
 	bool pending;
 	int err;
 
+	if (is_replay(fs, req))
+		return replay_make(fs, parent, name, GITKV_TYPE_DIR, e, NULL);
 	if ((err = check_new_name(fs, parent, name)) != 0)
 		return err;
 	pthread_rwlock_wrlock(&fs->ns_lock);
@@ -1220,6 +1584,8 @@ static int do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char *path = NULL, *pending = NULL;
 	int err;
 
+	if (is_replay(fs, req))
+		return replay_remove(fs, parent, name, false);
 	if ((err = check_old_name(fs, parent, name)) != 0)
 		return err;
 	pthread_rwlock_wrlock(&fs->ns_lock);
@@ -1282,6 +1648,8 @@ static int do_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char *path = NULL, *key;
 	int err;
 
+	if (is_replay(fs, req))
+		return replay_remove(fs, parent, name, true);
 	if ((err = check_old_name(fs, parent, name)) != 0)
 		return err;
 	pthread_rwlock_wrlock(&fs->ns_lock);
@@ -1705,7 +2073,7 @@ static int open_control(struct gitkvfs *fs, fuse_ino_t ino, struct fuse_file_inf
 	if (!h)
 		return ENOMEM;
 	h->kind = HANDLE_CONTROL;
-	if ((err = fs_control_content(fs->store, ino, &h->data, &h->size)) != 0) {
+	if ((err = fs_control_content(&fs->control, ino, &h->data, &h->size)) != 0) {
 		free(h);
 		return err;
 	}
@@ -1726,6 +2094,8 @@ static int do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (fs_control_is(ino))
 		return open_control(fs, ino, fi);
+	if (is_replay(fs, req))
+		return replay_open(fs, ino, fi);
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return ENOMEM;
@@ -1808,32 +2178,49 @@ static void refresh_if_stale(struct gitkvfs *fs, struct fs_handle *h)
 	free(path);
 }
 
+/* A copy of at most `size` bytes of `data` (`len` long) from `off`; *n_out 0 past the end. */
+static char *slice_copy(const char *data, size_t len, size_t size, off_t off, size_t *n_out)
+{
+	size_t n = off < 0 || (size_t)off >= len ? 0 : len - (size_t)off;
+	char *copy;
+
+	*n_out = n = size < n ? size : n;
+	if (!n || !(copy = malloc(n)))
+		return NULL;
+	memcpy(copy, data + off, n);
+	return copy;
+}
+
+/*
+ * The reply is sent from a copy, with no lock held: once the kernel has the
+ * bytes, the reader may close the file and its release free the handle and
+ * the buffer before fuse_reply_buf() even returns here.
+ */
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
-	const char *data;
-	size_t len;
+	char *copy;
+	size_t n;
 
-	if (h->kind == HANDLE_CONTROL) {
-		if (off < 0 || (size_t)off >= h->size)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, h->data + off,
-				       size < h->size - (size_t)off ? size : h->size - (size_t)off);
+	if (h->kind == HANDLE_REPLAY) {
+		fuse_reply_err(req, EBADF); /* opened to write */
 		return;
 	}
-	if (off == 0)
-		refresh_if_stale(fs_of(req), h);
-	pthread_mutex_lock(&h->buf->lock);
-	data = h->buf->data;
-	len = h->buf->size;
-	if (off < 0 || (size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
+	if (h->kind == HANDLE_CONTROL) {
+		copy = slice_copy(h->data, h->size, size, off, &n);
+	} else {
+		if (off == 0)
+			refresh_if_stale(fs_of(req), h);
+		pthread_mutex_lock(&h->buf->lock);
+		copy = slice_copy(h->buf->data, h->buf->size, size, off, &n);
+		pthread_mutex_unlock(&h->buf->lock);
+	}
+	if (n && !copy)
+		fuse_reply_err(req, ENOMEM);
 	else
-		fuse_reply_buf(req, data + off,
-			       size < len - (size_t)off ? size : len - (size_t)off);
-	pthread_mutex_unlock(&h->buf->lock);
+		fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 static int do_write(fuse_req_t req, const char *data, size_t size, off_t off,
@@ -1844,6 +2231,8 @@ static int do_write(fuse_req_t req, const char *data, size_t size, off_t off,
 	size_t max;
 	int err;
 
+	if (h->kind == HANDLE_REPLAY)
+		return 0; /* the bytes are committed already: they only fill the kernel's pages */
 	if (h->kind != HANDLE_FILE)
 		return EBADF;
 	pthread_mutex_lock(&fs->inodes.lock);
@@ -1855,6 +2244,7 @@ static int do_write(fuse_req_t req, const char *data, size_t size, off_t off,
 	err = fs_buf_write(h->buf, data, size, off, max);
 	if (err)
 		h->buf->error = err; /* the flush drops what this handle's writes did */
+	__atomic_store_n(&h->wrote, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&h->buf->lock);
 	return err;
 }
@@ -1872,12 +2262,22 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct gitkvfs *fs = fs_of(req);
 	struct fs_handle *h = handle_of(fi);
+	struct ack ack = {0};
+	int err;
 
-	if (h->kind != HANDLE_FILE)
-		fuse_reply_err(req, 0);
-	else
-		fuse_reply_err(req, flush_inode(fs_of(req), req, h->inode));
+	if (h->kind != HANDLE_FILE) {
+		fuse_reply_err(req, 0); /* a replay handle too: its change is committed */
+		return;
+	}
+	err = flush_inode(fs, req, h->inode, &ack);
+	if (!err)
+		__atomic_store_n(&h->wrote, false, __ATOMIC_RELAXED);
+	if (!err)
+		err = acknowledge(fs, &ack);
+	free(ack.key);
+	fuse_reply_err(req, err);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -1892,8 +2292,16 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int err;
 
 	if (h->kind == HANDLE_FILE) {
-		/* normally clean by now; writes through a shared mapping may follow the flush */
-		err = flush_inode(fs, NULL, h->inode);
+		/*
+		 * Normally clean by now. Writes through a shared mapping may follow
+		 * the flush: commit those. Never commit only because the shared
+		 * buffer is dirty: a new open(O_TRUNC) of the key by another handle
+		 * may have emptied it while this release was in flight, and that
+		 * would commit bytes nobody wrote.
+		 */
+		err = __atomic_load_n(&h->wrote, __ATOMIC_RELAXED)
+			      ? flush_inode(fs, NULL, h->inode, NULL)
+			      : 0;
 		if (err)
 			fuse_log(FUSE_LOG_ERR, "gitkvfs: last changes to inode %lu lost: %s\n",
 				 (unsigned long)ino, strerror(err));
@@ -2241,6 +2649,30 @@ void fs_invalidate_paths(void *payload, char *const *paths, size_t count)
 	}
 }
 
+/* The replay thread's fallback: a step it could not perform is invalidated instead. */
+static void invalidate_instead(void *payload, const char *path)
+{
+	struct gitkvfs *fs = payload;
+
+	fs_notifier_push(fs->notifier, path);
+}
+
+/*
+ * The store's subscriber (any publishing thread, the store's commit lock
+ * held): external batches go to the replay thread, or to the notifier.
+ */
+static void on_change(const gitkv_change_batch *batch, void *payload)
+{
+	struct gitkvfs *fs = payload;
+
+	if (batch->origin != GITKV_ORIGIN_EXTERNAL || !batch->count)
+		return;
+	if (fs->replay)
+		fs_replay_push(fs->replay, batch);
+	else
+		fs_notifier_change(batch, fs->notifier);
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
 int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_options *opts)
@@ -2262,6 +2694,12 @@ int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_option
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->started = time(NULL);
+	fs->sync_mode = opts->sync_mode == GITKVFS_SYNC_SYNC;
+	fs->quorum = opts->quorum;
+	fs->sync_timeout_s = opts->sync_timeout;
+	fs->control.store = store;
+	fs->control.sync_mode = fs->sync_mode ? "sync" : "async";
+	fs->control.quorum = opts->quorum;
 
 	pthread_rwlockattr_init(&attr);
 	/* renames must not starve behind a stream of flushes */
@@ -2272,7 +2710,10 @@ int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_option
 	if ((code = fs_ignore_new(&fs->ignore, opts->ignore)) < 0 ||
 	    (code = fs_inodes_init(&fs->inodes)) < 0 ||
 	    (code = fs_notifier_new(&fs->notifier, fs_invalidate_paths, fs)) < 0 ||
-	    (code = gitkv_store_subscribe(store, fs_notifier_change, fs->notifier)) < 0) {
+	    /* the kernel refuses a read-only mount's writes: invalidate only */
+	    (!opts->noreplay && !opts->readonly &&
+	     (code = fs_replay_new(&fs->replay, store, invalidate_instead, fs)) < 0) ||
+	    (code = gitkv_store_subscribe(store, on_change, fs)) < 0) {
 		fs_free(fs);
 		return code;
 	}
@@ -2301,16 +2742,32 @@ static int mount_id_of(const char *mountpoint)
 	return id;
 }
 
-int fs_start(struct gitkvfs *fs, struct fuse_session *se, const char *mountpoint)
+int fs_start(struct gitkvfs *fs, struct fuse_session *se, const char *mountpoint,
+	     sync_engine *engine)
 {
+	int code;
+
 	fs->se = se;
 	fs->mnt_id = mountpoint ? mount_id_of(mountpoint) : 0;
-	return fs_notifier_start(fs->notifier);
+	fs->engine = engine;
+	fs->control.engine = engine;
+	if ((code = fs_notifier_start(fs->notifier)) < 0)
+		return code;
+	if (fs->replay && mountpoint)
+		return fs_replay_start(fs->replay, mountpoint);
+	return 0;
 }
 
 void fs_stop(struct gitkvfs *fs)
 {
+	/* a step stuck on the ended session ends at unmount: fs_join() waits for it */
+	fs_replay_stop(fs->replay, 1000);
 	fs_notifier_stop(fs->notifier);
+}
+
+void fs_join(struct gitkvfs *fs)
+{
+	fs_replay_stop(fs->replay, -1);
 }
 
 int fs_commit_pending(struct gitkvfs *fs)
@@ -2348,6 +2805,7 @@ void fs_free(struct gitkvfs *fs)
 {
 	if (!fs)
 		return;
+	fs_replay_free(fs->replay);
 	fs_notifier_free(fs->notifier);
 	if (fs->inodes.by_ino)
 		fs_inodes_release(&fs->inodes);

@@ -9,26 +9,123 @@
  * fuse_daemonize(), so a failure is one line "gitkvfs: ..." on the caller's
  * terminal and exit status 1 (2 for a malformed command line), with nothing
  * left mounted. Threads start only after the fork (they would not survive
- * it): the notifier and the ref watcher. SIGTERM, SIGINT, SIGHUP and an
- * unmount end the loop (libfuse's handlers); then the threads stop, the
- * deletes still pending are committed, the mount goes and the store is
- * closed, and the exit status is 0.
+ * it): the sync thread, the notifier, the replay thread and the ref watcher.
+ *
+ * Signals. SIGTERM, SIGINT, SIGHUP and an unmount end the loop (libfuse's
+ * handlers). SIGUSR1 asks for a sync round now: our handler is installed
+ * before libfuse's (which only replace handlers still at SIG_DFL) and does
+ * the one async-signal-safe thing the sync engine offers, a kick (a byte
+ * written to its pipe); the round honours a remote's backoff. Every thread
+ * we start blocks these signals, so the handler runs on the main thread or
+ * a FUSE worker.
+ *
+ * Shutdown, after the loop: the replay and notifier threads stop (the
+ * kernel answers nobody now), the deletes still pending are committed, the
+ * sync engine makes one last bounded push (10 s), the watcher stops, the
+ * mount goes, and the store is closed; the exit status is 0.
  */
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <gitkv/error.h>
+#include <gitkv/remote.h>
 #include <gitkv/store.h>
+#include <gitkv_sync/engine.h>
 #include <gitkv_sync/watcher.h>
 
 #include "fs.h"
 #include "options.h"
 
 #define PROG "gitkvfs"
+
+/* Seconds the last push at shutdown may take. */
+#define FINAL_PUSH_TIMEOUT 10
+
+/* The engine SIGUSR1 kicks; set on the main thread only, NULL when none. */
+static sync_engine *volatile usr1_engine;
+
+static bool show_debug; /* -d: let debug-level messages through */
+
+static void on_sigusr1(int sig)
+{
+	int saved = errno;
+
+	sync_engine_kick(usr1_engine); /* async-signal-safe; NULL is fine */
+	errno = saved;
+}
+
+static int install_sigusr1(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1) {
+		fprintf(stderr, "%s: cannot install the SIGUSR1 handler: %s\n", PROG,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* libfuse's messages and ours, to stderr; debug level only with -d. */
+static void log_func(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	if (level >= FUSE_LOG_DEBUG && !show_debug)
+		return;
+	vfprintf(stderr, fmt, ap);
+}
+
+/*
+ * Record the remotes in the store's git config, so that `gitkv sync` and
+ * plain git know them too. A failure (a read-only repository) costs only
+ * that: one warning line.
+ */
+static void record_remotes(gitkv_store *store, const struct gitkvfs_options *opts)
+{
+	for (size_t i = 0; i < opts->nremotes && !opts->readonly; i++) {
+		if (gitkv_remote_save(store, opts->remotes[i].name, opts->remotes[i].url) < 0)
+			fprintf(stderr, "%s: warning: cannot record remote '%s' in the store: %s\n",
+				PROG, opts->remotes[i].name, gitkv_error_last());
+	}
+}
+
+/* Start the sync thread with the remotes of `opts`; 0 or GITKV_ERROR. */
+static int start_sync(sync_engine **out, gitkv_store *store, const struct gitkvfs_options *opts)
+{
+	sync_options so = {0};
+	sync_remote *remotes = NULL;
+	int code;
+
+	*out = NULL;
+	if (!opts->nremotes)
+		return 0;
+	if (!(remotes = calloc(opts->nremotes, sizeof(*remotes))))
+		return gitkv_error_set(GITKV_ERROR, "out of memory");
+	for (size_t i = 0; i < opts->nremotes; i++) {
+		remotes[i].name = opts->remotes[i].name;
+		remotes[i].url = opts->remotes[i].url;
+	}
+	so.remotes = remotes;
+	so.nremotes = opts->nremotes;
+	so.interval_s = opts->sync_interval;
+	so.remote = (gitkv_remote_options)GITKV_REMOTE_OPTIONS_INIT;
+	so.remote.credentials_file = opts->credentials_file;
+	so.remote.ssh_key = opts->ssh_key;
+	so.remote.timeout_s = opts->sync_timeout;
+	code = sync_engine_start(out, store, &so); /* copies what it keeps */
+	free(remotes);
+	return code;
+}
 
 static int usage_error(void)
 {
@@ -66,6 +163,7 @@ int main(int argc, char *argv[])
 	struct gitkvfs *fs = NULL;
 	gitkv_store *store = NULL;
 	sync_watcher *watcher = NULL;
+	sync_engine *engine = NULL;
 	int ret = 1, loop;
 	bool mounted = false, handlers = false;
 
@@ -87,6 +185,8 @@ int main(int argc, char *argv[])
 		ret = usage_error();
 		goto out;
 	}
+	show_debug = opts.cmdline.debug;
+	fuse_set_log_func(log_func);
 	if (fs_options_check_mountpoint(&opts) < 0) {
 		fprintf(stderr, "%s: %s\n", PROG, gitkv_error_last());
 		goto out;
@@ -104,6 +204,7 @@ int main(int argc, char *argv[])
 			gitkv_error_last());
 		goto out;
 	}
+	record_remotes(store, &opts);
 	if (fs_new(&fs, store, &opts) < 0) {
 		fprintf(stderr, "%s: %s\n", PROG, gitkv_error_last());
 		goto out;
@@ -112,7 +213,8 @@ int main(int argc, char *argv[])
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
 	if (!se)
 		goto out; /* libfuse said why */
-	if (fuse_set_signal_handlers(se) != 0)
+	/* before libfuse's, which skip handlers that are not SIG_DFL */
+	if (install_sigusr1() < 0 || fuse_set_signal_handlers(se) != 0)
 		goto out;
 	handlers = true;
 	if (fuse_session_mount(se, opts.cmdline.mountpoint) != 0)
@@ -121,11 +223,14 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(opts.cmdline.foreground) != 0)
 		goto out;
 
-	if (fs_start(fs, se, opts.cmdline.mountpoint) < 0 ||
+	/* threads from here on: they would not survive the fork */
+	if (start_sync(&engine, store, &opts) < 0 ||
+	    fs_start(fs, se, opts.cmdline.mountpoint, engine) < 0 ||
 	    sync_watcher_start(&watcher, store) < 0) {
 		fuse_log(FUSE_LOG_ERR, "%s: %s\n", PROG, gitkv_error_last());
 		goto out;
 	}
+	usr1_engine = engine;
 	loop = run_loop(se, &opts.cmdline);
 	/* a signal (positive) or an unmount (0) is the normal way out */
 	ret = loop < 0 ? 1 : 0;
@@ -133,14 +238,18 @@ int main(int argc, char *argv[])
 		fuse_log(FUSE_LOG_ERR, "%s: the session ended with an error\n", PROG);
 
 out:
-	sync_watcher_stop(watcher);
 	if (fs) {
 		fs_stop(fs);
 		if (mounted && fs_commit_pending(fs))
 			ret = 1;
 	}
+	usr1_engine = NULL; /* only this thread takes SIGUSR1 now */
+	sync_engine_stop(engine, FINAL_PUSH_TIMEOUT);
+	sync_watcher_stop(watcher);
 	if (mounted)
 		fuse_session_unmount(se);
+	if (fs)
+		fs_join(fs);
 	if (handlers)
 		fuse_remove_signal_handlers(se);
 	if (se)

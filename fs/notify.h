@@ -12,7 +12,9 @@
  * fs_notifier_change() only copies the changed paths into a queue and wakes
  * the notifier thread; the thread takes the queue and calls the handler
  * (fs.c) with no lock held. Local batches are skipped: the kernel saw those
- * operations itself.
+ * operations itself. When external changes are replayed (replay.h), the
+ * notifier gets only the paths a replay could not perform, and the
+ * daemon's own invalidations (fs_notifier_push()).
  *
  * Threads: fs_notifier_change() runs on whichever thread publishes a change
  * (a FUSE worker, the watcher thread); the handler runs on the notifier

@@ -12,7 +12,13 @@
  * second MOUNTPOINT; both are consumed so that fuse_parse_cmdline() sees
  * only options, and the mount point is checked and resolved here, where a
  * failure can still be told to the user in one line.
+ *
+ * `remote=` is repeatable, so it is a keyed row (handled by opt_proc(),
+ * which appends to opts->remotes) rather than a field a later occurrence
+ * would overwrite. Secrets never appear in options: https credentials and
+ * ssh keys are named by path, and a URL carrying a password is refused.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -28,20 +34,33 @@
 #include "ignore.h"
 #include "options.h"
 
-#define DEFAULT_TIMEOUT	     3600.0
-#define MAX_VALUE_SIZE_LIMIT (1UL << 30)
+#define DEFAULT_TIMEOUT	      3600.0
+#define MAX_VALUE_SIZE_LIMIT  (1UL << 30)
+#define DEFAULT_SYNC_INTERVAL 5
+#define DEFAULT_SYNC_TIMEOUT  10
+#define MAX_SECONDS	      86400
+#define MAX_REMOTES	      32
+#define REMOTE_NAME_MAX	      63
+
+/* Keys of the rows opt_proc() handles itself. */
+enum { KEY_REMOTE = 1 };
 
 struct option_doc {
 	const char *templ;
 	unsigned long offset;
-	int value;
+	int value; /* for a keyed row: the key */
+	bool keyed;
 	const char *synopsis;
 	const char *help;
 };
 
 #define OPT(t, field, v, syn, help)                                                                \
 	{                                                                                          \
-		t, offsetof(struct gitkvfs_options, field), v, syn, help                           \
+		t, offsetof(struct gitkvfs_options, field), v, false, syn, help                    \
+	}
+#define OPT_KEY(t, key, syn, help)                                                                 \
+	{                                                                                          \
+		t, 0, key, true, syn, help                                                         \
 	}
 
 static const struct option_doc option_table[] = {
@@ -59,6 +78,26 @@ static const struct option_doc option_table[] = {
 	"seconds the kernel may cache attributes (default 3600)"),
     OPT("ro", readonly, 1, "-o ro", "mount read-only; the store takes no writes"),
     OPT("config=%s", config, 0, "-o config=PATH", "configuration file (accepted, not read yet)"),
+    OPT("noreplay", noreplay, 1, "-o noreplay",
+	"do not replay outside changes through the mount (they then\n"
+	"raise no inotify event; the kernel's cache is only invalidated)"),
+    OPT_KEY("remote=", KEY_REMOTE, "-o remote=[NAME=]URL",
+	    "sync with this remote (repeatable): a path, file://, git://,\n"
+	    "ssh:// or https:// URL; NAME defaults to r1, r2, ..."),
+    OPT("sync_interval=%d", sync_interval, 0, "-o sync_interval=S",
+	"seconds between sync rounds (default 5)"),
+    OPT("sync_mode=%s", sync_mode_arg, 0, "-o sync_mode=async|sync",
+	"async: a write returns once committed locally (default);\n"
+	"sync: once `quorum` remotes have it, else EIO"),
+    OPT("quorum=%d", quorum, 0, "-o quorum=N",
+	"remotes that must accept a write in sync mode (default 1)"),
+    OPT("sync_timeout=%d", sync_timeout, 0, "-o sync_timeout=S",
+	"seconds a write waits for its quorum, and the network\n"
+	"bound of one fetch or push (default 10)"),
+    OPT("credentials_file=%s", credentials_file, 0, "-o credentials_file=PATH",
+	"https credentials for the remotes: user:password or a token"),
+    OPT("ssh_key=%s", ssh_key, 0, "-o ssh_key=PATH",
+	"ssh private key for the remotes (default: the agent, ~/.ssh/id_*)"),
 };
 
 #define NOPTIONS (sizeof(option_table) / sizeof(option_table[0]))
@@ -77,6 +116,11 @@ static const struct fuse_opt *build_fuse_table(void)
 	size_t n = 0;
 
 	for (size_t i = 0; i < NOPTIONS; i++) {
+		if (option_table[i].keyed) {
+			fuse_table[n++] = (struct fuse_opt)FUSE_OPT_KEY(option_table[i].templ,
+									option_table[i].value);
+			continue;
+		}
 		fuse_table[n].templ = option_table[i].templ;
 		fuse_table[n].offset = option_table[i].offset;
 		fuse_table[n].value = option_table[i].value;
@@ -91,11 +135,52 @@ static const struct fuse_opt *build_fuse_table(void)
 	return fuse_table;
 }
 
+static bool is_name_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-';
+}
+
+/*
+ * Append `-o remote=[NAME=]SPEC` (arg is the whole "remote=..."): a prefix
+ * made of name characters followed by '=' is the name. Checked in validate().
+ */
+static int add_remote(struct gitkvfs_options *opts, const char *arg)
+{
+	const char *spec = arg + strlen("remote="), *eq = strchr(spec, '='), *p;
+	struct gitkvfs_remote *v, *r;
+	char defname[32];
+
+	if (opts->nremotes == MAX_REMOTES) {
+		opts->too_many_remotes = 1;
+		return 0;
+	}
+	v = realloc(opts->remotes, (opts->nremotes + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	opts->remotes = v;
+	r = &v[opts->nremotes];
+	memset(r, 0, sizeof(*r));
+	for (p = spec; eq && p < eq && is_name_char(*p); p++)
+		;
+	if (eq && eq > spec && p == eq) {
+		r->name = strndup(spec, (size_t)(eq - spec));
+		r->url = strdup(eq + 1);
+	} else {
+		snprintf(defname, sizeof(defname), "r%zu", opts->nremotes + 1);
+		r->name = strdup(defname);
+		r->url = strdup(spec);
+	}
+	opts->nremotes++;
+	return r->name && r->url ? 0 : -1;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct gitkvfs_options *opts = data;
 
 	switch (key) {
+	case KEY_REMOTE:
+		return add_remote(opts, arg);
 	case FUSE_OPT_KEY_OPT:
 		/* x-systemd.automount, x-gvfs-show, ...: for other programs */
 		if (strncmp(arg, "x-", 2) == 0)
@@ -136,6 +221,32 @@ static char *absolute_path(const char *path)
 	}
 	free(cwd);
 	return abs;
+}
+
+/* Replace the malloc'd path `*path` (if set) by its absolute form. 0 or -1. */
+static int make_absolute(char **path)
+{
+	char *abs;
+
+	if (!*path || !**path || **path == '/')
+		return 0;
+	if (!(abs = absolute_path(*path)))
+		return -1;
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
+/* True if remote `url` is a local path: no scheme://, no scp-like host:path. */
+static bool is_local_path(const char *url)
+{
+	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+
+	if (url[0] == '/' || url[0] == '.')
+		return true;
+	if (strstr(url, "://"))
+		return false;
+	return !colon || (slash && slash < colon);
 }
 
 /* Insert -osubtype=gitkvfs,fsname=STORE (commas and backslashes escaped). */
@@ -180,6 +291,9 @@ int fs_options_parse(struct fuse_args *args, struct gitkvfs_options *opts)
 	opts->max_value_size = GITKV_DEFAULT_MAX_VALUE_SIZE;
 	opts->entry_timeout = DEFAULT_TIMEOUT;
 	opts->attr_timeout = DEFAULT_TIMEOUT;
+	opts->sync_interval = DEFAULT_SYNC_INTERVAL;
+	opts->sync_timeout = DEFAULT_SYNC_TIMEOUT;
+	opts->quorum = 1;
 
 	if (fuse_opt_parse(args, opts, build_fuse_table(), opt_proc) == -1)
 		return gitkv_error_set(GITKV_EINVALID, "invalid options");
@@ -191,6 +305,13 @@ int fs_options_parse(struct fuse_args *args, struct gitkvfs_options *opts)
 		free(opts->store);
 		opts->store = abs;
 	}
+	for (size_t i = 0; i < opts->nremotes; i++) {
+		if (is_local_path(opts->remotes[i].url) && make_absolute(&opts->remotes[i].url) < 0)
+			return gitkv_error_set(GITKV_ERROR, "cannot resolve '%s': %s",
+					       opts->remotes[i].url, strerror(errno));
+	}
+	if (make_absolute(&opts->credentials_file) < 0 || make_absolute(&opts->ssh_key) < 0)
+		return gitkv_error_set(GITKV_ERROR, "cannot resolve a path: %s", strerror(errno));
 	if (add_mount_names(args, opts->store) == -1)
 		return gitkv_error_set(GITKV_ERROR, "out of memory");
 	if (fuse_parse_cmdline(args, &opts->cmdline) == -1)
@@ -198,7 +319,99 @@ int fs_options_parse(struct fuse_args *args, struct gitkvfs_options *opts)
 	return 0;
 }
 
-int fs_options_validate(const struct gitkvfs_options *opts)
+/* True if `url` carries a password ("scheme://user:secret@host/..."). */
+static bool has_password(const char *url)
+{
+	const char *p = strstr(url, "://"), *end, *at, *colon;
+
+	if (!p)
+		return false;
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	at = memchr(p, '@', (size_t)(end - p));
+	if (!at)
+		return false;
+	colon = memchr(p, ':', (size_t)(at - p));
+	return colon != NULL;
+}
+
+static int validate_remotes(const struct gitkvfs_options *opts)
+{
+	const int err = GITKV_EINVALID;
+
+	if (opts->too_many_remotes)
+		return gitkv_error_set(err, "at most %d remotes may be given", MAX_REMOTES);
+	for (size_t i = 0; i < opts->nremotes; i++) {
+		const struct gitkvfs_remote *r = &opts->remotes[i];
+
+		if (!*r->url)
+			return gitkv_error_set(err, "remote '%s' has no URL", r->name);
+		if (strlen(r->name) > REMOTE_NAME_MAX)
+			return gitkv_error_set(err, "remote name '%s' is longer than %d characters",
+					       r->name, REMOTE_NAME_MAX);
+		if (has_password(r->url))
+			return gitkv_error_set(err,
+					       "remote '%s': a password does not belong in the URL "
+					       "(command lines are public); use credentials_file=",
+					       r->name);
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(opts->remotes[j].name, r->name) == 0)
+				return gitkv_error_set(err, "two remotes are named '%s'", r->name);
+		}
+	}
+	return 0;
+}
+
+/* A file named by an option must be readable now: later it would fail in the background. */
+static int validate_readable(const char *option, const char *path)
+{
+	if (!path)
+		return 0;
+	if (!*path)
+		return gitkv_error_set(GITKV_EINVALID, "%s needs a path", option);
+	if (access(path, R_OK) < 0)
+		return gitkv_error_set(GITKV_EINVALID, "%s '%s': %s", option, path,
+				       strerror(errno));
+	return 0;
+}
+
+static int validate_sync(struct gitkvfs_options *opts)
+{
+	const int err = GITKV_EINVALID;
+	int code;
+
+	if (!opts->sync_mode_arg || strcmp(opts->sync_mode_arg, "async") == 0)
+		opts->sync_mode = GITKVFS_SYNC_ASYNC;
+	else if (strcmp(opts->sync_mode_arg, "sync") == 0)
+		opts->sync_mode = GITKVFS_SYNC_SYNC;
+	else
+		return gitkv_error_set(err, "sync_mode must be 'async' or 'sync', not '%s'",
+				       opts->sync_mode_arg);
+	if (opts->sync_interval < 1 || opts->sync_interval > MAX_SECONDS)
+		return gitkv_error_set(err, "sync_interval must be between 1 and %d seconds",
+				       MAX_SECONDS);
+	if (opts->sync_timeout < 1 || opts->sync_timeout > MAX_SECONDS)
+		return gitkv_error_set(err, "sync_timeout must be between 1 and %d seconds",
+				       MAX_SECONDS);
+	if (opts->quorum < 1)
+		return gitkv_error_set(err, "quorum must be at least 1");
+	if ((code = validate_remotes(opts)) < 0)
+		return code;
+	if (opts->sync_mode == GITKVFS_SYNC_SYNC) {
+		if (!opts->nremotes)
+			return gitkv_error_set(err, "sync_mode=sync needs at least one remote=");
+		if ((size_t)opts->quorum > opts->nremotes)
+			return gitkv_error_set(err, "quorum=%d is more than the %zu remote%s given",
+					       opts->quorum, opts->nremotes,
+					       opts->nremotes == 1 ? "" : "s");
+	}
+	if ((code = validate_readable("credentials_file", opts->credentials_file)) < 0 ||
+	    (code = validate_readable("ssh_key", opts->ssh_key)) < 0)
+		return code;
+	return 0;
+}
+
+int fs_options_validate(struct gitkvfs_options *opts)
 {
 	if (!opts->store)
 		return gitkv_error_set(GITKV_EINVALID, "missing STORE and MOUNTPOINT");
@@ -213,7 +426,7 @@ int fs_options_validate(const struct gitkvfs_options *opts)
 		return gitkv_error_set(GITKV_EINVALID, "entry_timeout must be a number >= 0");
 	if (!isfinite(opts->attr_timeout) || opts->attr_timeout < 0)
 		return gitkv_error_set(GITKV_EINVALID, "attr_timeout must be a number >= 0");
-	return 0;
+	return validate_sync(opts);
 }
 
 /* Decode the octal escapes (\040 for a space) of a /proc/self/mountinfo field in place. */
@@ -326,6 +539,14 @@ void fs_options_release(struct gitkvfs_options *opts)
 	free(opts->node);
 	free(opts->ignore);
 	free(opts->config);
+	for (size_t i = 0; i < opts->nremotes; i++) {
+		free(opts->remotes[i].name);
+		free(opts->remotes[i].url);
+	}
+	free(opts->remotes);
+	free(opts->sync_mode_arg);
+	free(opts->credentials_file);
+	free(opts->ssh_key);
 	free(opts->store);
 	free(opts->mountpoint_arg);
 	free(opts->cmdline.mountpoint);

@@ -9,6 +9,11 @@
  * nofail, defaults, x-*) are dropped. `-o subtype=gitkvfs,fsname=STORE` is
  * added so that /proc/mounts names the store.
  *
+ * `-o remote=` may be given several times; each adds one remote (name and
+ * URL) to opts->remotes, in order. Paths (the store, local remotes, the
+ * credentials file and the ssh key) are made absolute here, because the
+ * daemon changes to / when it detaches.
+ *
  * Errors are reported through gitkv_error_set() (gitkv_error_last() holds
  * the one-line message, without the program name).
  *
@@ -21,6 +26,17 @@
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 
+/* One `-o remote=[NAME=]URL`. */
+struct gitkvfs_remote {
+	char *name; /* [A-Za-z0-9._-]+; r1, r2, ... when not given */
+	char *url;  /* a local path made absolute, or the URL as given */
+};
+
+enum gitkvfs_sync_mode {
+	GITKVFS_SYNC_ASYNC, /* a write is acknowledged once committed locally */
+	GITKVFS_SYNC_SYNC,  /* ... once `quorum` remotes hold it (or EIO) */
+};
+
 struct gitkvfs_options {
 	/* -o options (the table in options.c) */
 	int init;     /* create the store if missing */
@@ -32,6 +48,19 @@ struct gitkvfs_options {
 	unsigned long max_value_size;
 	double entry_timeout; /* seconds */
 	double attr_timeout;  /* seconds */
+	int noreplay;	      /* external changes only invalidate the kernel's cache */
+
+	/* sync */
+	struct gitkvfs_remote *remotes; /* -o remote=, in the order given */
+	size_t nremotes;
+	int too_many_remotes; /* more were given than fit */
+	int sync_interval;    /* seconds between rounds */
+	int sync_timeout;     /* seconds a write waits for its quorum (and transport bound) */
+	int quorum;	      /* remotes that must hold a write in sync mode */
+	char *sync_mode_arg;  /* -o sync_mode= as given, or NULL */
+	enum gitkvfs_sync_mode sync_mode; /* set by validate() */
+	char *credentials_file;		  /* https credentials (a path; the secret stays in it) */
+	char *ssh_key;			  /* ssh private key file */
 
 	/* positional arguments */
 	char *store;	      /* STORE, made absolute */
@@ -52,9 +81,11 @@ int fs_options_parse(struct fuse_args *args, struct gitkvfs_options *opts);
 
 /*
  * Check what parse() could not: both positional arguments present, no
- * extra ones, values in range. Returns 0 or GITKV_EINVALID.
+ * extra ones, values in range, remotes well-formed and distinct, the quorum
+ * reachable, the credential files readable; set opts->sync_mode. Returns 0
+ * or GITKV_EINVALID.
  */
-int fs_options_validate(const struct gitkvfs_options *opts);
+int fs_options_validate(struct gitkvfs_options *opts);
 
 /*
  * Check that MOUNTPOINT exists, is a directory and is not a mount point
