@@ -20,6 +20,7 @@
 #include <fuse_log.h>
 
 #include <gitkv/error.h>
+#include <gitkv/thread.h>
 #include <gitkv/key.h>
 
 #include "notify.h"
@@ -131,21 +132,10 @@ static void *notifier_main(void *arg)
 
 int fs_notifier_start(struct fs_notifier *n)
 {
-	sigset_t block, old;
-	int err;
+	int err = gitkv_thread_start(&n->thread, notifier_main, n, "notifier");
 
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	err = pthread_create(&n->thread, NULL, notifier_main, n);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
-		return gitkv_error_set(GITKV_ERROR, "cannot start the notifier thread: %s",
-				       strerror(err));
+	if (err < 0)
+		return err;
 	n->started = true;
 	return 0;
 }

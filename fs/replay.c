@@ -37,6 +37,7 @@
 #include <fuse_log.h>
 
 #include <gitkv/error.h>
+#include <gitkv/thread.h>
 #include <gitkv/key.h>
 
 #include "replay.h"
@@ -412,23 +413,12 @@ int fs_replay_new(struct fs_replay **out, gitkv_store *store, fs_replay_fallback
 
 int fs_replay_start(struct fs_replay *r, const char *mountpoint)
 {
-	sigset_t block, old;
 	int err;
 
 	if (!(r->mountpoint = strdup(mountpoint)))
 		return gitkv_error_set(GITKV_ERROR, "out of memory");
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	err = pthread_create(&r->thread, NULL, replay_main, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
-		return gitkv_error_set(GITKV_ERROR, "cannot start the replay thread: %s",
-				       strerror(err));
+	if ((err = gitkv_thread_start(&r->thread, replay_main, r, "replay")) < 0)
+		return err;
 	r->started = true;
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "gitkv/merge.h"
+#include "gitkv/thread.h"
 #include "gitkv_sync/engine.h"
 
 #define PUSH_RETRIES 3
@@ -286,7 +287,6 @@ static void engine_free(sync_engine *e)
 int sync_engine_start(sync_engine **out, gitkv_store *store, const sync_options *opts)
 {
 	sync_engine *e;
-	sigset_t block, old;
 	int error;
 
 	*out = NULL;
@@ -336,20 +336,8 @@ int sync_engine_start(sync_engine **out, gitkv_store *store, const sync_options 
 	}
 	if ((error = gitkv_store_subscribe(store, on_change, e)) < 0)
 		goto fail;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	error = pthread_create(&e->thread, NULL, engine_main, e);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (error) {
-		error = gitkv_error_set(GITKV_ERROR, "cannot start the sync thread: %s",
-					strerror(error));
+	if ((error = gitkv_thread_start(&e->thread, engine_main, e, "sync")) < 0)
 		goto fail;
-	}
 	*out = e;
 	return 0;
 oom:

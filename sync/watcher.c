@@ -30,6 +30,7 @@
  * filtered, since only core knows which commits are its own.
  */
 #include <gitkv_sync/watcher.h>
+#include <gitkv/thread.h>
 
 #include <gitkv/error.h>
 
@@ -218,7 +219,6 @@ static void watcher_free(sync_watcher *w)
 int sync_watcher_start(sync_watcher **out, gitkv_store *store)
 {
 	sync_watcher *w;
-	sigset_t block, saved;
 	int err;
 
 	w = calloc(1, sizeof(*w));
@@ -254,20 +254,8 @@ int sync_watcher_start(sync_watcher **out, gitkv_store *store)
 	w->heads_wd = inotify_add_watch(w->inotify_fd, w->heads_dir, WATCH_MASK);
 
 	/* The thread inherits the mask: keep process signals off it. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
-	err = pthread_create(&w->thread, NULL, watcher_main, w);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (err) {
-		err = gitkv_error_set(GITKV_ERROR, "ref watcher: cannot start thread: %s",
-				      strerror(err));
+	if ((err = gitkv_thread_start(&w->thread, watcher_main, w, "ref watcher")) < 0)
 		goto fail;
-	}
 	*out = w;
 	return 0;
 
