@@ -14,8 +14,8 @@
  * Signals. SIGTERM, SIGINT, SIGHUP and an unmount end the loop (libfuse's
  * handlers). SIGUSR1 asks for a sync round now: our handler is installed
  * before libfuse's (which only replace handlers still at SIG_DFL) and does
- * the one async-signal-safe thing the sync engine offers, a kick (a byte
- * written to its pipe); the round honours a remote's backoff. Every thread
+ * the async-signal-safe sync_engine_force() (a flag and a byte written to
+ * its pipe); the round also retries remotes that are backing off. Every thread
  * we start blocks these signals, so the handler runs on the main thread or
  * a FUSE worker.
  *
@@ -57,7 +57,7 @@ static void on_sigusr1(int sig)
 {
 	int saved = errno;
 
-	sync_engine_kick(usr1_engine); /* async-signal-safe; NULL is fine */
+	sync_engine_force(usr1_engine); /* async-signal-safe; NULL is fine */
 	errno = saved;
 }
 

@@ -87,6 +87,14 @@ void sync_engine_kick(sync_engine *e)
 	(void)n;
 }
 
+void sync_engine_force(sync_engine *e)
+{
+	if (!e)
+		return;
+	e->forced = 1; /* volatile sig_atomic_t */
+	sync_engine_kick(e);
+}
+
 static void on_change(const gitkv_change_batch *batch, void *payload)
 {
 	sync_engine *e = payload;

@@ -68,6 +68,12 @@ int sync_engine_start(sync_engine **out, gitkv_store *store, const sync_options 
 void sync_engine_kick(sync_engine *e);
 
 /*
+ * Ask for a round now that also retries remotes still backing off (an
+ * operator's "sync now": SIGUSR1). Async-signal-safe. `e` may be NULL.
+ */
+void sync_engine_force(sync_engine *e);
+
+/*
  * Wait until a round that started after this call has finished, at most
  * `timeout_ms`. Returns 0, or GITKV_ERROR on timeout. Not from the engine
  * thread or a store subscriber.
