@@ -240,3 +240,13 @@ void sandbox_assert_type(gitkv_store *store, const char *key, gitkv_type type, c
 		sandbox_assert_code(rc, 0, key, file, line);
 	_assert_int_equal(entry.type, type, file, line);
 }
+
+void sandbox_oid_equal_at(gitkv_oid a, gitkv_oid b, const char *file, int line)
+{
+	char ha[GITKV_OID_HEXSZ + 1], hb[GITKV_OID_HEXSZ + 1];
+
+	if (gitkv_oid_equal(&a, &b))
+		return;
+	print_error("oid %s != %s\n", gitkv_oid_fmt(ha, &a), gitkv_oid_fmt(hb, &b));
+	_fail(file, line);
+}

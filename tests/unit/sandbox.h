@@ -110,4 +110,8 @@ void sandbox_assert_type(gitkv_store *store, const char *key, gitkv_type type, c
 		assert_true(r_.committed);                                                         \
 	} while (0)
 
+/* Fail the test (at the caller's line) unless two ids, values not pointers, are equal. */
+void sandbox_oid_equal_at(gitkv_oid a, gitkv_oid b, const char *file, int line);
+#define assert_oid_equal(a, b) sandbox_oid_equal_at((a), (b), __FILE__, __LINE__)
+
 #endif

@@ -31,16 +31,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void oid_equal_at(gitkv_oid a, gitkv_oid b, const char *file, int line)
-{
-	char ha[GITKV_OID_HEXSZ + 1], hb[GITKV_OID_HEXSZ + 1];
-
-	if (gitkv_oid_equal(&a, &b))
-		return;
-	print_error("oid %s != %s\n", gitkv_oid_fmt(ha, &a), gitkv_oid_fmt(hb, &b));
-	_fail(file, line);
-}
-#define assert_oid_equal(a, b) oid_equal_at((a), (b), __FILE__, __LINE__)
 
 /* What every merge must leave behind; `before` is the node's HEAD before it. */
 static void check_merged_at(struct node *n, const gitkv_oid *before, const gitkv_merge_result *mr,
@@ -48,7 +38,7 @@ static void check_merged_at(struct node *n, const gitkv_oid *before, const gitkv
 {
 	gitkv_oid head = node_head(n);
 
-	oid_equal_at(mr->commit, head, file, line);
+	sandbox_oid_equal_at(mr->commit, head, file, line);
 	if (cluster_fsck(n->path) != 0) {
 		print_error("git fsck --strict failed on node %s\n", n->name);
 		_fail(file, line);
@@ -85,17 +75,17 @@ static void merge_both_ways_at(struct node *a, struct node *b, gitkv_merge_resul
 	recorder_reset(&b->rec);
 	sandbox_assert_code(gitkv_remote_fetch(a->store, b->name, b->path, NULL, &fetched), 0,
 			    "fetch b into a", file, line);
-	oid_equal_at(fetched, bh, file, line);
+	sandbox_oid_equal_at(fetched, bh, file, line);
 	sandbox_assert_code(gitkv_remote_fetch(b->store, a->name, a->path, NULL, &fetched), 0,
 			    "fetch a into b", file, line);
-	oid_equal_at(fetched, ah, file, line);
+	sandbox_oid_equal_at(fetched, ah, file, line);
 	sandbox_assert_code(gitkv_store_integrate(a->store, &bh, b->name, ra), 0, "a integrates b",
 			    file, line);
 	sandbox_assert_code(gitkv_store_integrate(b->store, &ah, a->name, rb), 0, "b integrates a",
 			    file, line);
 	check_merged_at(a, &ah, ra, file, line);
 	check_merged_at(b, &bh, rb, file, line);
-	oid_equal_at(node_tree(a), node_tree(b), file, line);
+	sandbox_oid_equal_at(node_tree(a), node_tree(b), file, line);
 	_assert_int_equal(ra->nconflicts, rb->nconflicts, file, line);
 	for (size_t i = 0; i < ra->nconflicts; i++) {
 		size_t j;

@@ -73,18 +73,6 @@ static uint64_t generation_of(gitkv_store *store)
 	return gen;
 }
 
-static void oid_equal_at(gitkv_oid a, gitkv_oid b, const char *file, int line)
-{
-	char ha[GITKV_OID_HEXSZ + 1], hb[GITKV_OID_HEXSZ + 1];
-
-	if (gitkv_oid_equal(&a, &b))
-		return;
-	print_error("oid %s != %s\n", gitkv_oid_fmt(ha, &a), gitkv_oid_fmt(hb, &b));
-	_fail(file, line);
-}
-
-/* Assert that two ids (values, not pointers) are equal. */
-#define assert_oid_equal(a, b) oid_equal_at((a), (b), __FILE__, __LINE__)
 
 /* The branch's commit through libgit2 (zero if unborn). */
 static gitkv_oid git_head_id(struct sandbox *sb)

@@ -57,16 +57,6 @@ static sync_engine *start_engine(struct node *n, const char *name, const char *u
 	return engines[slot];
 }
 
-static void oid_equal_at(gitkv_oid a, gitkv_oid b, const char *file, int line)
-{
-	char ha[GITKV_OID_HEXSZ + 1], hb[GITKV_OID_HEXSZ + 1];
-
-	if (gitkv_oid_equal(&a, &b))
-		return;
-	print_error("oid %s != %s\n", gitkv_oid_fmt(ha, &a), gitkv_oid_fmt(hb, &b));
-	_fail(file, line);
-}
-#define assert_oid_equal(a, b) oid_equal_at((a), (b), __FILE__, __LINE__)
 
 static gitkv_oid set_key(struct node *n, const char *key, const char *value)
 {
