@@ -2,14 +2,14 @@
  * bench.c - gitkv-bench: gitkvfs against its baselines, in one table.
  *
  *	gitkv-bench [--quick] [--gitkvfs PATH] [--gitkv PATH] [--json FILE]
- *	            [--dir DIR] [--keep] [--no-drop-caches]
+ *	            [--dir DIR] [--keep] [--no-drop-caches] [--only N,...]
  *
  * One run builds everything it needs in a mkdtemp directory (stores with
  * git fast-import, the same trees as plain files on the disk that backs the
- * directory, a tmpfs it mounts), runs the workloads of workloads.c, prints
- * the machine and the table, and removes what it made. Daemons are always
- * unmounted and reaped, also on failure and on ^C (a second ^C SIGTERMs
- * them and leaves at once).
+ * directory, a tmpfs it mounts), runs the workloads of workloads.c and
+ * sync.c (all of them, or those --only names), prints the machine and the
+ * table, and removes what it made. Daemons are always unmounted and reaped,
+ * also on failure and on ^C (a second ^C SIGTERMs them and leaves at once).
  *
  * Exit status: 0 when every workload ran, whatever the timings (targets are
  * reported PASS/MISS for information); 1 when something broke (a mount
@@ -50,6 +50,7 @@ struct bench_config bench;
 static volatile sig_atomic_t stop_signals;
 static int failures;
 static bool tmpfs_mounted;
+static char only_text[64]; /* the --only list, for the machine lines */
 
 /* ---- shared services ---------------------------------------------------- */
 
@@ -59,6 +60,15 @@ int64_t bench_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+bool bench_selected(int n)
+{
+	if (!bench.only)
+		return true;
+	if (n >= 1 && n <= 4)
+		return (bench.only & 0x1e) != 0;
+	return (bench.only & (1u << n)) != 0;
 }
 
 bool bench_stopping(void)
@@ -344,7 +354,9 @@ static void describe_machine(void)
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", gmtime(&now));
 	report_machine("date", buf);
-	report_machine("mode", bench.quick ? "--quick" : "full");
+	snprintf(buf, sizeof(buf), "%s%s%s", bench.quick ? "--quick" : "full",
+		 only_text[0] ? ", --only " : "", only_text);
+	report_machine("mode", buf);
 }
 
 /* ---- main ----------------------------------------------------------------------- */
@@ -352,7 +364,7 @@ static void describe_machine(void)
 static void usage(FILE *f)
 {
 	fputs("usage: gitkv-bench [--quick] [--gitkvfs PATH] [--gitkv PATH] [--json FILE]\n"
-	      "                   [--dir DIR] [--keep] [--no-drop-caches]\n"
+	      "                   [--dir DIR] [--keep] [--no-drop-caches] [--only N,...]\n"
 	      "\n"
 	      "Run every workload against gitkvfs and its baselines, interleaved, and\n"
 	      "print one table (median, p99, ops/s, ratios, targets).\n"
@@ -364,10 +376,29 @@ static void usage(FILE *f)
 	      "  --dir DIR          where to make the scratch directory (default $TMPDIR, /tmp)\n"
 	      "  --keep             leave the scratch directory\n"
 	      "  --no-drop-caches   never drop the page cache for cold reads\n"
+	      "  --only N,...       run only these workloads (1-8; 1-4 run together)\n"
 	      "\n"
 	      "Exit status: 0 the workloads ran (timings never fail a run), 1 something\n"
 	      "broke, 2 usage, 77 no FUSE here, 130 interrupted.\n",
 	      f);
+}
+
+/* "7,8" -> bits 7 and 8; -1 if not a list of workload numbers. */
+static int parse_only(const char *list, unsigned *out)
+{
+	const char *p = list;
+
+	*out = 0;
+	while (*p) {
+		char *end;
+		long n = strtol(p, &end, 10);
+
+		if (end == p || n < 1 || n > 8 || (*end && (*end != ',' || !end[1])))
+			return -1;
+		*out |= 1u << n;
+		p = *end ? end + 1 : end;
+	}
+	return *out ? 0 : -1;
 }
 
 static const char *absolute(const char *path)
@@ -382,15 +413,12 @@ static const char *absolute(const char *path)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"quick", no_argument, NULL, 'q'},
-						 {"gitkvfs", required_argument, NULL, 'F'},
-						 {"gitkv", required_argument, NULL, 'G'},
-						 {"json", required_argument, NULL, 'j'},
-						 {"dir", required_argument, NULL, 'd'},
-						 {"keep", no_argument, NULL, 'k'},
-						 {"no-drop-caches", no_argument, NULL, 'D'},
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"quick", no_argument, NULL, 'q'},		{"gitkvfs", required_argument, NULL, 'F'},
+	    {"gitkv", required_argument, NULL, 'G'},	{"json", required_argument, NULL, 'j'},
+	    {"dir", required_argument, NULL, 'd'},	{"keep", no_argument, NULL, 'k'},
+	    {"no-drop-caches", no_argument, NULL, 'D'}, {"only", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0}};
 	const char *parent = getenv("TMPDIR");
 	int64_t start = bench_now_ns();
 	double load[3];
@@ -422,6 +450,15 @@ int main(int argc, char **argv)
 			break;
 		case 'D':
 			bench.drop_caches = false;
+			break;
+		case 'o':
+			if (parse_only(optarg, &bench.only) < 0) {
+				fprintf(stderr,
+					"gitkv-bench: --only takes workload numbers 1-8: %s\n",
+					optarg);
+				return 2;
+			}
+			bench_text(only_text, sizeof(only_text), "%s", optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -457,11 +494,15 @@ int main(int argc, char **argv)
 	bench_note("gitkv-bench %s: scratch %s (%s), gitkvfs %s", bench.quick ? "--quick" : "full",
 		   bench.root, bench.disk_label, bench.gitkvfs);
 
-	if (workload_small() < 0)
+	if (bench_selected(1) && workload_small() < 0)
 		err = -1;
-	if (!bench_stopping() && workload_scale() < 0)
+	if (!bench_stopping() && bench_selected(5) && workload_scale() < 0)
 		err = -1;
-	if (!bench_stopping() && workload_walk() < 0)
+	if (!bench_stopping() && bench_selected(6) && workload_walk() < 0)
+		err = -1;
+	if (!bench_stopping() && bench_selected(7) && workload_propagation() < 0)
+		err = -1;
+	if (!bench_stopping() && bench_selected(8) && workload_round() < 0)
 		err = -1;
 
 	mount_stop_all();
@@ -479,6 +520,7 @@ int main(int argc, char **argv)
 	    "\nratio: gitkvfs' median / the baseline's (time; below 1 means gitkvfs is faster);\n"
 	    "for concurrent writers, writes/s over 1 writer's; at scale, the median over the\n"
 	    "smallest store's (the flat directory: over the hierarchical store of its size).\n"
+	    "Propagation: the median over the sync interval; sync round: over the 1k store's.\n"
 	    "Targets are informational: timing never changes the exit status.\n");
 	if (bench.json && report_json(bench.json, (double)(bench_now_ns() - start) / 1e9) < 0) {
 		fprintf(stderr, "gitkv-bench: cannot write %s\n", bench.json);

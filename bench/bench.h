@@ -5,10 +5,12 @@
  *	workloads.c  the workloads, each timing gitkvfs against its baselines
  *	proc.c       child processes and the gitkvfs daemons the run mounts
  *	tree.c       building stores (git fast-import) and the same trees on disk
+ *	sync.c       the sync workloads: propagation between mounts, round cost
  *	report.c     samples, the results table and its JSON twin
  *
  * Everything runs on the main thread except the writers of the concurrency
- * workload, which touch nothing here but their own samples and the clock.
+ * workload and the pairs of the propagation workload, which touch nothing
+ * here but their own samples and the clock.
  * Functions that can fail return 0 or -1; a -1 that means "the product or
  * the machine broke" has been reported with bench_fail() by whoever saw it.
  */
@@ -32,6 +34,7 @@ struct bench_config {
 	const char *gitkvfs;	 /* the daemon */
 	const char *gitkv;	 /* the CLI */
 	const char *json;	 /* --json FILE, or NULL */
+	unsigned only;		 /* --only: bit N set runs workload N; 0 runs all */
 	char root[4096];	 /* the mkdtemp scratch directory */
 	char disk_dir[4096];	 /* root/disk: the on-disk baseline */
 	char disk_label[64];	 /* what backs it: "ext4", "xfs", ... (from mountinfo) */
@@ -42,6 +45,9 @@ struct bench_config {
 };
 
 extern struct bench_config bench;
+
+/* Is workload `n` (1-8) to run? (1-4 share their setup: any of them runs all four.) */
+bool bench_selected(int n);
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 int64_t bench_now_ns(void);
@@ -77,6 +83,7 @@ enum {
 	PROC_OUT_NULL = 4,   /* stdout to /dev/null */
 	PROC_ERR_NULL = 8,   /* stderr to /dev/null */
 	PROC_NEW_GROUP = 16, /* own process group: a terminal's ^C does not reach it */
+	PROC_KEEP_HEAP = 32, /* the child's malloc never gives memory back (see proc.c) */
 };
 
 struct proc {
@@ -161,6 +168,9 @@ void tree_key(const struct tree *t, long i, char *buf, size_t size);
 /* The initial value of key `i`: BENCH_VALUE_LEN bytes, the last a newline. */
 void tree_value(long i, long generation, char out[BENCH_VALUE_LEN]);
 
+/* A number of keys for labels: "1k", "100k", "1M"; returns buf. */
+const char *tree_size_label(long keys, char *buf, size_t size);
+
 /* Number of directories in the tree (for checking a listing). */
 long tree_dirs(const struct tree *t);
 
@@ -238,5 +248,10 @@ void report_machine(const char *key, const char *value);
 int workload_small(void); /* 1-4: reads, cold reads, writes, concurrency */
 int workload_scale(void); /* 5: 1k..1M keys, and the flat directory */
 int workload_walk(void);  /* 6: find / ls -R */
+
+/* ---- sync.c ----------------------------------------------------------------- */
+
+int workload_propagation(void); /* 7: a write on one mount until inotify on another */
+int workload_round(void);	/* 8: the cost of a sync round, 1k..100k keys */
 
 #endif

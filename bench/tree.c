@@ -59,6 +59,17 @@ void tree_value(long i, long generation, char out[BENCH_VALUE_LEN])
 	memcpy(out, tmp, BENCH_VALUE_LEN);
 }
 
+const char *tree_size_label(long keys, char *buf, size_t size)
+{
+	if (keys >= 1000000 && keys % 1000000 == 0)
+		snprintf(buf, size, "%ldM", keys / 1000000);
+	else if (keys >= 1000 && keys % 1000 == 0)
+		snprintf(buf, size, "%ldk", keys / 1000);
+	else
+		snprintf(buf, size, "%ld", keys);
+	return buf;
+}
+
 long tree_dirs(const struct tree *t)
 {
 	long f = t->fanout;
@@ -96,7 +107,7 @@ static int fast_import(const struct tree *t, const char *repo, const char *ref)
 	FILE *f;
 	int status, err = 0;
 
-	if (proc_start(&p, argv, PROC_IN_PIPE | PROC_OUT_NULL, NULL) < 0)
+	if (proc_start(&p, argv, PROC_IN_PIPE | PROC_OUT_NULL | PROC_KEEP_HEAP, NULL) < 0)
 		return -1;
 	f = fdopen(p.in, "w");
 	if (!f) {

@@ -20,6 +20,8 @@
  *   5  scale         stores of 1,000 .. 1,000,000 keys and a flat directory:
  *                    mount time, daemon RSS, cached/cold read, write
  *   6  walk          find and ls -R of the whole tree, gitkvfs and disk
+ *
+ * Workloads 7 and 8, the sync workloads, are in sync.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -382,17 +384,6 @@ static void ratio_to(struct row *baseline, const struct row *gitkvfs, const char
 {
 	if (baseline && gitkvfs && baseline->median > 0)
 		report_ratio(baseline, gitkvfs->median / baseline->median, of);
-}
-
-static const char *k_label(long keys, char *buf, size_t size)
-{
-	if (keys >= 1000000 && keys % 1000000 == 0)
-		snprintf(buf, size, "%ldM", keys / 1000000);
-	else if (keys >= 1000 && keys % 1000 == 0)
-		bench_text(buf, size, "%ldk", keys / 1000);
-	else
-		snprintf(buf, size, "%ld", keys);
-	return buf;
 }
 
 /* Drop the page cache, or at least the pages of the disk files about to be
@@ -942,11 +933,11 @@ static int scale_build(void)
 				break;
 			tree_init(&st->tree, TREE_FLAT, 100000);
 			snprintf(st->name, sizeof(st->name), "flat %s",
-				 k_label(st->tree.keys, kl, sizeof(kl)));
+				 tree_size_label(st->tree.keys, kl, sizeof(kl)));
 		} else {
 			tree_init(&st->tree, TREE_HIER, sizes[i]);
 			snprintf(st->name, sizeof(st->name), "%s",
-				 k_label(st->tree.keys, kl, sizeof(kl)));
+				 tree_size_label(st->tree.keys, kl, sizeof(kl)));
 		}
 		if (bench_path(st->store, sizeof(st->store), "%s/scale-%s%s.git", bench.root,
 			       st->tree.layout == TREE_FLAT ? "flat-" : "", kl) < 0)
@@ -1218,7 +1209,7 @@ int workload_walk(void)
 	bench_note("6 walk: find and ls -R, %d rounds", rounds);
 	err = interleave(s, 4, 600);
 	snprintf(title, sizeof(title), "6 walk: find / ls -R of the %s-key tree (fresh mount)",
-		 k_label(keys, kl, sizeof(kl)));
+		 tree_size_label(keys, kl, sizeof(kl)));
 	report_section(title);
 	for (int i = 0; i < 4 && !err; i += 2) {
 		char name[64];

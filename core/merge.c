@@ -380,6 +380,125 @@ out:
 	return error;
 }
 
+/*
+ * The commit to merge `one` and `two` against. Criss-cross merges (two
+ * nodes merging each other's branch at once, usual in a mesh) leave several
+ * best common ancestors, each missing changes the others have; against any
+ * single one of them an old value or a deleted key looks like a one-sided
+ * change and comes back. Like git's recursive strategy, merge the bases by
+ * the same rule into a virtual base: a commit written to the object
+ * database (never referenced) with a fixed signature, so that every node
+ * computes the same one. GIT_ENOTFOUND when the histories are unrelated.
+ */
+static int virtual_merge(git_oid *out, git_repository *repo, const git_oid *one,
+			 const git_oid *two, const git_signature *sig, int depth);
+
+static int merge_base_of(git_oid *out, git_repository *repo, const git_oid *one,
+			 const git_oid *two, const git_signature *sig, int depth)
+{
+	git_oidarray bases = { 0 };
+	int error = git_merge_bases(&bases, repo, one, two);
+
+	if (error < 0)
+		return error;
+	*out = bases.ids[0];
+	for (size_t i = 1; i < bases.count && !error; i++) {
+		git_oid merged;
+
+		if (!(error = virtual_merge(&merged, repo, out, &bases.ids[i], sig, depth + 1)))
+			*out = merged;
+	}
+	git_oidarray_dispose(&bases);
+	return error;
+}
+
+/*
+ * Merge commits `one` (ours) and `two` (theirs) by the rule into the tree
+ * `*tree_out`, against their merge base (virtual if need be); the conflicts
+ * are left in `ctx` (ctx->repo set by the caller). `depth` bounds the
+ * recursion through virtual bases. Returns 0 or a libgit2 error.
+ */
+static int merge_commits(git_oid *tree_out, struct merge_ctx *ctx, const git_oid *one,
+			 const git_oid *two, int depth)
+{
+	git_repository *repo = ctx->repo;
+	git_commit *oc = NULL, *tc = NULL, *bc = NULL;
+	git_tree *bt = NULL, *ot = NULL, *tt = NULL;
+	git_signature *sig = NULL;
+	git_oid base;
+	bool have_base = true;
+	int error;
+
+	if (depth > 16)
+		return git_error_set_str(GIT_ERROR_INVALID, "merge bases nest too deep"), -1;
+	/* a fixed signature: every node computes the same virtual bases */
+	if ((error = git_signature_new(&sig, "gitkv", "gitkv@merge-base", 0, 0)) == 0)
+		error = merge_base_of(&base, repo, one, two, sig, depth);
+	git_signature_free(sig);
+	if (error == GIT_ENOTFOUND) {
+		git_error_clear();
+		have_base = false;
+		error = 0;
+	}
+	if (error < 0 || (error = git_commit_lookup(&oc, repo, one)) < 0 ||
+	    (error = git_commit_lookup(&tc, repo, two)) < 0 ||
+	    (have_base && (error = git_commit_lookup(&bc, repo, &base)) < 0) ||
+	    (error = git_commit_tree(&ot, oc)) < 0 || (error = git_commit_tree(&tt, tc)) < 0 ||
+	    (have_base && (error = git_commit_tree(&bt, bc)) < 0) ||
+	    (error = side_load(&ctx->ours, repo, one, have_base ? &base : NULL)) < 0 ||
+	    (error = side_load(&ctx->theirs, repo, two, have_base ? &base : NULL)) < 0)
+		goto out;
+	error = merge_dir(tree_out, ctx, "", bt, ot, tt);
+out:
+	git_tree_free(bt);
+	git_tree_free(ot);
+	git_tree_free(tt);
+	git_commit_free(bc);
+	git_commit_free(oc);
+	git_commit_free(tc);
+	return error;
+}
+
+static void merge_ctx_release(struct merge_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nconflicts; i++)
+		free(ctx->conflicts[i]);
+	free(ctx->conflicts);
+	free(ctx->ours.commits);
+	free(ctx->theirs.commits);
+	ctx->conflicts = NULL;
+	ctx->nconflicts = 0;
+	ctx->ours.commits = ctx->theirs.commits = NULL;
+}
+
+static int virtual_merge(git_oid *out, git_repository *repo, const git_oid *one,
+			 const git_oid *two, const git_signature *sig, int depth)
+{
+	struct merge_ctx ctx = { .repo = repo };
+	git_commit *oc = NULL, *tc = NULL;
+	git_tree *merged = NULL;
+	git_oid tree_id;
+	int error;
+
+	if ((error = merge_commits(&tree_id, &ctx, one, two, depth)) < 0 ||
+	    (error = git_tree_lookup(&merged, repo, &tree_id)) < 0 ||
+	    (error = git_commit_lookup(&oc, repo, one)) < 0 ||
+	    (error = git_commit_lookup(&tc, repo, two)) < 0)
+		goto out;
+	{
+		const git_commit *parents[2] = { oc, tc };
+
+		error = git_commit_create(out, repo, NULL, sig, sig, NULL, "virtual merge base\n",
+					  merged, 2, parents);
+	}
+out:
+	merge_ctx_release(&ctx);
+	git_tree_free(merged);
+	git_commit_free(oc);
+	git_commit_free(tc);
+	return error;
+}
+
 static int merge_commit_msg(char **out, const char *from, struct merge_ctx *ctx, const char *node)
 {
 	size_t len = 256 + strlen(from) + strlen(node);
@@ -406,13 +525,11 @@ int gitkv_store_integrate(gitkv_store *store, const gitkv_oid *theirs, const cha
 			  gitkv_merge_result *out)
 {
 	struct merge_ctx ctx = { 0 };
-	git_commit *oc = NULL, *tc = NULL, *bc = NULL;
-	git_tree *bt = NULL, *ot = NULL, *tt = NULL;
+	git_commit *oc = NULL, *tc = NULL;
 	git_signature *sig = NULL;
-	git_oid base, tree_id, commit_id;
+	git_oid tree_id, commit_id;
 	gitkv_oid head;
 	char *msg = NULL, ident[300];
-	bool have_base = true;
 	int error;
 
 	memset(out, 0, sizeof(*out));
@@ -458,21 +575,9 @@ int gitkv_store_integrate(gitkv_store *store, const gitkv_oid *theirs, const cha
 		break;
 	}
 	/* A true merge. */
-	error = git_merge_base(&base, store->repo, gk2git(&head), gk2git(theirs));
-	if (error == GIT_ENOTFOUND) {
-		git_error_clear();
-		have_base = false;
-		error = 0;
-	}
-	if (error < 0 ||
+	if ((error = merge_commits(&tree_id, &ctx, gk2git(&head), gk2git(theirs), 0)) < 0 ||
 	    (error = git_commit_lookup(&oc, store->repo, gk2git(&head))) < 0 ||
-	    (error = git_commit_lookup(&tc, store->repo, gk2git(theirs))) < 0 ||
-	    (have_base && (error = git_commit_lookup(&bc, store->repo, &base)) < 0) ||
-	    (error = git_commit_tree(&ot, oc)) < 0 || (error = git_commit_tree(&tt, tc)) < 0 ||
-	    (have_base && (error = git_commit_tree(&bt, bc)) < 0) ||
-	    (error = side_load(&ctx.ours, store->repo, gk2git(&head), have_base ? &base : NULL)) < 0 ||
-	    (error = side_load(&ctx.theirs, store->repo, gk2git(theirs), have_base ? &base : NULL)) < 0 ||
-	    (error = merge_dir(&tree_id, &ctx, "", bt, ot, tt)) < 0) {
+	    (error = git_commit_lookup(&tc, store->repo, gk2git(theirs))) < 0) {
 		error = gitkv_store__git_error(error, "cannot merge");
 		goto out;
 	}
@@ -517,17 +622,9 @@ int gitkv_store_integrate(gitkv_store *store, const gitkv_oid *theirs, const cha
 	error = gitkv_store__refresh_locked(store, GITKV_ORIGIN_EXTERNAL);
 out:
 	pthread_mutex_unlock(&store->commit_lock);
-	for (size_t i = 0; i < ctx.nconflicts; i++)
-		free(ctx.conflicts[i]);
-	free(ctx.conflicts);
-	free(ctx.ours.commits);
-	free(ctx.theirs.commits);
+	merge_ctx_release(&ctx);
 	free(msg);
 	git_signature_free(sig);
-	git_tree_free(bt);
-	git_tree_free(ot);
-	git_tree_free(tt);
-	git_commit_free(bc);
 	git_commit_free(oc);
 	git_commit_free(tc);
 	return error;

@@ -7,8 +7,15 @@
  * without such a check, so we do the local push ourselves: pack the
  * missing commits into the remote's objects/pack and move its ref with
  * git_reference_create_matching().
+ *
+ * Network transports authenticate with the options' ssh key or credentials
+ * file (never with anything from the command line) and verify the server:
+ * see the comments above struct cred_ctx and certificate_check().
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,60 +56,204 @@ static const char *local_path(const char *url)
 	return strncmp(url, "file://", 7) ? url : url + 7;
 }
 
+/*
+ * Credentials. libgit2 asks again each time the server refuses what it was
+ * given, so each candidate is offered once and the next request moves on;
+ * when none is left the callback says what was refused instead of letting
+ * libgit2 report a bare authentication failure.
+ *
+ * ssh: the key of ssh_key= alone; without it the agent (when SSH_AUTH_SOCK
+ * is set), then ~/.ssh/id_ed25519, id_ecdsa and id_rsa, as ssh(1) would.
+ * http(s): the first line of credentials_file=, "user:password" or a bare
+ * token. The file must be readable by its owner only, as ssh(1) demands of
+ * private keys: a secret that other users can read is refused rather than
+ * sent. The secret lives on the stack for the one call and is wiped after.
+ */
 struct cred_ctx {
 	const gitkv_remote_options *opts;
-	int attempts;
+	int ssh_tries;	       /* ssh keys offered so far */
+	bool userpass_offered; /* the credentials file was offered */
 };
+
+static const char *const default_ssh_keys[] = { "id_ed25519", "id_ecdsa", "id_rsa" };
+
+#define NDEFAULT_SSH_KEYS (sizeof(default_ssh_keys) / sizeof(default_ssh_keys[0]))
+
+/* The passwd entry of the user running the daemon (thread-safe; NULL if none). */
+static struct passwd *own_passwd(struct passwd *pw, char *buf, size_t size)
+{
+	struct passwd *found = NULL;
+
+	return getpwuid_r(geteuid(), pw, buf, size, &found) == 0 ? found : NULL;
+}
+
+/* Where ~ is: $HOME, else the passwd entry, as libgit2 decides it. */
+static void home_dir(char *out, size_t size)
+{
+	const char *home = getenv("HOME");
+	struct passwd pw, *found;
+	char buf[4096];
+
+	if (!home || !*home)
+		home = (found = own_passwd(&pw, buf, sizeof(buf))) ? found->pw_dir : "/";
+	snprintf(out, size, "%s", home);
+}
+
+/* A key file and its ".pub" beside it, if there is one (libssh2 derives it otherwise). */
+static int ssh_key_credential(git_credential **out, const char *user, const char *key)
+{
+	char pub[PATH_MAX + 64];
+
+	snprintf(pub, sizeof(pub), "%s.pub", key);
+	return git_credential_ssh_key_new(out, user, access(pub, R_OK) ? NULL : pub, key, NULL);
+}
+
+static int ssh_credential(git_credential **out, struct cred_ctx *ctx, const char *user)
+{
+	const char *agent = getenv("SSH_AUTH_SOCK");
+	int n = ctx->ssh_tries++;
+	char home[PATH_MAX], path[PATH_MAX + 32];
+
+	if (ctx->opts && ctx->opts->ssh_key) {
+		if (n == 0)
+			return ssh_key_credential(out, user, ctx->opts->ssh_key);
+		git_error_set(GIT_ERROR_SSH, "the server refused the ssh key '%s' for user '%s'",
+			      ctx->opts->ssh_key, user);
+		return GIT_EAUTH;
+	}
+	if (agent && *agent) {
+		if (n == 0)
+			return git_credential_ssh_key_from_agent(out, user);
+		n--;
+	}
+	home_dir(home, sizeof(home));
+	for (size_t i = 0; i < NDEFAULT_SSH_KEYS; i++) {
+		snprintf(path, sizeof(path), "%s/.ssh/%s", home, default_ssh_keys[i]);
+		if (access(path, R_OK) < 0)
+			continue;
+		if (n-- == 0)
+			return ssh_key_credential(out, user, path);
+	}
+	git_error_set(GIT_ERROR_SSH,
+		      "the server accepted none of the ssh keys offered for user '%s' (%s%s/.ssh/"
+		      "id_ed25519, id_ecdsa, id_rsa where they exist; ssh_key= names one)",
+		      user, agent && *agent ? "the agent, " : "", home);
+	return GIT_EAUTH;
+}
+
+static int userpass_credential(git_credential **out, struct cred_ctx *ctx,
+			       const char *user_from_url)
+{
+	const char *file = ctx->opts ? ctx->opts->credentials_file : NULL;
+	char buf[8192];
+	struct stat st;
+	ssize_t len;
+	char *colon;
+	int fd, error;
+
+	if (!file)
+		return GIT_PASSTHROUGH; /* libgit2 reports that authentication is required */
+	if (ctx->userpass_offered) {
+		git_error_set(GIT_ERROR_HTTP, "the server refused the credentials in '%s'", file);
+		return GIT_EAUTH;
+	}
+	ctx->userpass_offered = true;
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		git_error_set(GIT_ERROR_OS, "cannot open credentials file '%s': %s", file,
+			      strerror(errno));
+		return GIT_EAUTH;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		git_error_set(GIT_ERROR_OS, "credentials file '%s' is not a regular file", file);
+		return GIT_EAUTH;
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		git_error_set(GIT_ERROR_OS,
+			      "credentials file '%s' is accessible by group or others (mode %03o); "
+			      "refusing to use it (chmod 600)",
+			      file, (unsigned)(st.st_mode & 0777));
+		return GIT_EAUTH;
+	}
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len < 0) {
+		git_error_set(GIT_ERROR_OS, "cannot read credentials file '%s': %s", file,
+			      strerror(errno));
+		return GIT_EAUTH;
+	}
+	buf[len] = '\0';
+	if (!strpbrk(buf, "\r\n") && (size_t)len == sizeof(buf) - 1) {
+		git_error_set(GIT_ERROR_HTTP, "credentials file '%s': the first line is too long",
+			      file);
+		error = GIT_EAUTH;
+		goto out;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!*buf) {
+		git_error_set(GIT_ERROR_HTTP, "credentials file '%s' is empty", file);
+		error = GIT_EAUTH;
+	} else if ((colon = strchr(buf, ':'))) {
+		*colon = '\0';
+		error = git_credential_userpass_plaintext_new(out, buf, colon + 1);
+	} else {
+		/* A bare token: the user name matters little to servers that take tokens. */
+		error = git_credential_userpass_plaintext_new(
+		    out, user_from_url ? user_from_url : "x-access-token", buf);
+	}
+out:
+	explicit_bzero(buf, sizeof(buf));
+	return error;
+}
 
 static int credentials(git_credential **out, const char *url, const char *user_from_url,
 		       unsigned int allowed, void *payload)
 {
 	struct cred_ctx *ctx = payload;
-	const char *user = user_from_url ? user_from_url : "git";
+	const char *user = user_from_url;
+	struct passwd pw, *found;
+	char buf[4096];
 
-	if (++ctx->attempts > 3)
-		return GIT_EAUTH; /* stop libgit2 asking forever */
-	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
-		if (ctx->opts && ctx->opts->ssh_key) {
-			char pub[4096];
-
-			snprintf(pub, sizeof(pub), "%s.pub", ctx->opts->ssh_key);
-			return git_credential_ssh_key_new(out, user, access(pub, R_OK) ? NULL : pub,
-							  ctx->opts->ssh_key, NULL);
-		}
-		if (ctx->attempts == 1)
-			return git_credential_ssh_key_from_agent(out, user);
-	}
-	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && ctx->opts &&
-	    ctx->opts->credentials_file) {
-		char line[1024];
-		FILE *f = fopen(ctx->opts->credentials_file, "r");
-		char *colon;
-
-		if (!f)
-			return GIT_EAUTH;
-		if (!fgets(line, sizeof(line), f)) {
-			fclose(f);
-			return GIT_EAUTH;
-		}
-		fclose(f);
-		line[strcspn(line, "\r\n")] = '\0';
-		colon = strchr(line, ':');
-		if (colon) {
-			*colon = '\0';
-			return git_credential_userpass_plaintext_new(out, line, colon + 1);
-		}
-		return git_credential_userpass_plaintext_new(out, user_from_url ? user_from_url : "x-access-token", line);
-	}
+	/* A URL without a user name logs in as the user running the daemon, as ssh(1) does. */
+	if (!user)
+		user = (found = own_passwd(&pw, buf, sizeof(buf))) ? found->pw_name : "git";
+	if (allowed & GIT_CREDENTIAL_USERNAME)
+		return git_credential_username_new(out, user);
+	if (allowed & GIT_CREDENTIAL_SSH_KEY)
+		return ssh_credential(out, ctx, user);
+	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT)
+		return userpass_credential(out, ctx, user_from_url);
 	return GIT_PASSTHROUGH;
 }
 
+/*
+ * Servers are verified, never taken on trust: a sync sends the whole store,
+ * secrets included, to whoever answers. libgit2 (1.5.1 and later) looks an
+ * ssh host key up in ~/.ssh/known_hosts of the user running the daemon
+ * (entries "[host]:port" for a port other than 22; hashed entries too) and
+ * checks a TLS certificate against the system's certificate authorities;
+ * `valid` is its verdict, and we keep it. An unknown host key is refused
+ * like a changed one, as ssh(1) does with StrictHostKeyChecking=yes: a
+ * daemon has nobody to ask, and accepting the first key it sees would trust
+ * whoever answered first. The callback only makes the refusal say what to do.
+ */
 static int certificate_check(git_cert *cert, int valid, const char *host, void *payload)
 {
-	/* ssh host keys are not verified against known_hosts by libgit2 1.5. */
-	if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2)
+	char home[PATH_MAX];
+
+	(void)payload;
+	if (valid)
 		return 0;
-	return valid ? 0 : GIT_ECERTIFICATE;
+	home_dir(home, sizeof(home));
+	if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2)
+		git_error_set(GIT_ERROR_SSH,
+			      "the ssh host key of '%s' is not the one in %s/.ssh/known_hosts "
+			      "(unknown or changed; add the verified key, e.g. from ssh-keyscan)",
+			      host, home);
+	else
+		git_error_set(GIT_ERROR_SSL, "the TLS certificate of '%s' is not trusted", host);
+	return GIT_ECERTIFICATE;
 }
 
 static void set_callbacks(git_remote_callbacks *cb, struct cred_ctx *ctx)
@@ -119,13 +270,159 @@ static int open_repo(git_repository **out, gitkv_store *store)
 	return error < 0 ? gitkv_store__git_error(error, "cannot open the store") : 0;
 }
 
+/*
+ * Local transfers (a path or file:// remote) build their pack themselves:
+ * libgit2's packbuilder walk, like its local transport, reads every tree and
+ * blob of the commits the other side has in order to leave them out, so one
+ * new commit would cost a read of the whole store. Here each new commit
+ * adds only what differs from its first parent, path by path: the trees on
+ * the changed paths and the new blobs. Every object reachable from a new
+ * commit is covered (by induction over the first parents, down to a commit
+ * the other side has); one reachable elsewhere under another path may be
+ * sent again, which is harmless.
+ */
+static int insert_tree_diff(git_packbuilder *pb, git_repository *repo, const git_oid *new_id,
+			    const git_oid *old_id)
+{
+	git_tree *nt = NULL, *ot = NULL;
+	int error;
+
+	if (old_id && !git_oid_cmp(new_id, old_id))
+		return 0;
+	if ((error = git_packbuilder_insert(pb, new_id, NULL)) < 0 ||
+	    (error = git_tree_lookup(&nt, repo, new_id)) < 0 ||
+	    (old_id && (error = git_tree_lookup(&ot, repo, old_id)) < 0))
+		goto out;
+	for (size_t i = 0, n = git_tree_entrycount(nt); i < n && !error; i++) {
+		const git_tree_entry *ne = git_tree_entry_byindex(nt, i);
+		const git_tree_entry *oe = ot ? git_tree_entry_byname(ot, git_tree_entry_name(ne)) : NULL;
+		const git_oid *nid = git_tree_entry_id(ne);
+
+		if (oe && !git_oid_cmp(nid, git_tree_entry_id(oe)))
+			continue; /* the same object at the same path: they have it */
+		switch (git_tree_entry_type(ne)) {
+		case GIT_OBJECT_TREE:
+			error = insert_tree_diff(pb, repo, nid,
+						 oe && git_tree_entry_type(oe) == GIT_OBJECT_TREE
+							 ? git_tree_entry_id(oe)
+							 : NULL);
+			break;
+		case GIT_OBJECT_BLOB:
+			error = git_packbuilder_insert(pb, nid, NULL);
+			break;
+		default:
+			break; /* a submodule's commit is not ours to send */
+		}
+	}
+out:
+	git_tree_free(nt);
+	git_tree_free(ot);
+	return error;
+}
+
+/*
+ * Write into `packdir` a pack of what `src` must send for `tip` to a
+ * repository holding the commits `have` (those `src` does not know are
+ * ignored). Returns 0 or a libgit2 error.
+ */
+static int send_pack(git_repository *src, const git_oid *tip, const git_oid *have, size_t nhave,
+		     const char *packdir)
+{
+	git_packbuilder *pb = NULL;
+	git_revwalk *walk = NULL;
+	git_odb *odb = NULL;
+	git_oid id;
+	int error;
+
+	if ((error = git_repository_odb(&odb, src)) < 0 || (error = git_packbuilder_new(&pb, src)) < 0 ||
+	    (error = git_revwalk_new(&walk, src)) < 0 || (error = git_revwalk_push(walk, tip)) < 0)
+		goto out;
+	for (size_t i = 0; i < nhave; i++)
+		if (git_odb_exists(odb, &have[i]) == 1 && (error = git_revwalk_hide(walk, &have[i])) < 0)
+			goto out;
+	while (!error && (error = git_revwalk_next(&id, walk)) == 0) {
+		git_commit *c = NULL, *parent = NULL;
+
+		if ((error = git_commit_lookup(&c, src, &id)) < 0)
+			break;
+		if (git_commit_parentcount(c) > 0 && (error = git_commit_parent(&parent, c, 0)) < 0) {
+			git_commit_free(c);
+			break;
+		}
+		if ((error = git_packbuilder_insert(pb, &id, NULL)) == 0)
+			error = insert_tree_diff(pb, src, git_commit_tree_id(c),
+						 parent ? git_commit_tree_id(parent) : NULL);
+		git_commit_free(parent);
+		git_commit_free(c);
+	}
+	if (error == GIT_ITEROVER) {
+		git_error_clear();
+		error = 0;
+	}
+	if (!error && git_packbuilder_object_count(pb) > 0)
+		error = git_packbuilder_write(pb, packdir, 0444, NULL, NULL);
+out:
+	git_revwalk_free(walk);
+	git_packbuilder_free(pb);
+	git_odb_free(odb);
+	return error;
+}
+
+/* Fetch from a repository on this machine: its branch into `tracking`. */
+static int fetch_local(gitkv_store *store, git_repository *repo, const char *path,
+		       const char *tracking, gitkv_oid *head_out)
+{
+	git_repository *src = NULL;
+	git_reference *ref = NULL;
+	git_oid theirs, have[2];
+	size_t nhave = 0;
+	char packdir[4096];
+	int error = git_repository_open_bare(&src, path);
+
+	if (error < 0)
+		return gitkv_error_set(GITKV_ERROR, "cannot fetch from '%s': %s", path,
+				       git_error_last() ? git_error_last()->message
+							: "not a repository");
+	error = git_reference_name_to_id(&theirs, src, store->branch);
+	if (error == GIT_ENOTFOUND) { /* an empty remote: nothing to fetch */
+		git_error_clear();
+		error = 0;
+		goto out;
+	}
+	if (error < 0)
+		goto git_fail;
+	if (git_reference_name_to_id(&have[nhave], repo, tracking) == 0)
+		nhave++;
+	if (git_reference_name_to_id(&have[nhave], repo, store->branch) == 0)
+		nhave++;
+	git_error_clear();
+	if (git_odb_exists(store->odb, &theirs) != 1) {
+		snprintf(packdir, sizeof(packdir), "%s/objects/pack", git_repository_path(repo));
+		if ((error = send_pack(src, &theirs, have, nhave, packdir)) < 0)
+			goto git_fail;
+		/* the store's object database must see the new pack */
+		if ((error = git_odb_refresh(store->odb)) < 0)
+			goto git_fail;
+	}
+	if ((error = git_reference_create(&ref, repo, tracking, &theirs, 1, "gitkv fetch")) < 0)
+		goto git_fail;
+	*head_out = *git2gk(&theirs);
+	goto out;
+git_fail:
+	error = gitkv_store__git_error(error, "cannot fetch");
+out:
+	git_reference_free(ref);
+	git_repository_free(src);
+	return error;
+}
+
 int gitkv_remote_fetch(gitkv_store *store, const char *name, const char *url,
 		       const gitkv_remote_options *opts, gitkv_oid *head_out)
 {
 	git_repository *repo = NULL;
 	git_remote *remote = NULL;
 	git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
-	struct cred_ctx cctx = { opts, 0 };
+	struct cred_ctx cctx = { .opts = opts };
 	char spec[1024], tracking[512], redacted[1024];
 	char *specs[1] = { spec };
 	git_strarray refspecs = { specs, 1 };
@@ -142,7 +439,11 @@ int gitkv_remote_fetch(gitkv_store *store, const char *name, const char *url,
 				       redacted);
 	if ((error = open_repo(&repo, store)) < 0)
 		return error;
-	error = git_remote_create_anonymous(&remote, repo, is_local(url) ? local_path(url) : url);
+	if (is_local(url)) {
+		error = fetch_local(store, repo, local_path(url), tracking, head_out);
+		goto out;
+	}
+	error = git_remote_create_anonymous(&remote, repo, url);
 	if (error < 0) {
 		error = gitkv_store__git_error(error, "bad remote URL");
 		goto out;
@@ -179,8 +480,6 @@ static int push_local(gitkv_store *store, git_repository *repo, const char *path
 		      const gitkv_oid *commit)
 {
 	git_repository *dst = NULL;
-	git_packbuilder *pb = NULL;
-	git_revwalk *walk = NULL;
 	git_reference *ref = NULL;
 	git_oid theirs;
 	bool have_theirs = true;
@@ -207,14 +506,8 @@ static int push_local(gitkv_store *store, git_repository *repo, const char *path
 			goto out;
 		}
 	}
-	if ((error = git_packbuilder_new(&pb, repo)) < 0 || (error = git_revwalk_new(&walk, repo)) < 0 ||
-	    (error = git_revwalk_push(walk, gk2git(commit))) < 0 ||
-	    (have_theirs && (error = git_revwalk_hide(walk, &theirs)) < 0) ||
-	    (error = git_packbuilder_insert_walk(pb, walk)) < 0)
-		goto git_fail;
 	snprintf(packdir, sizeof(packdir), "%s/objects/pack", git_repository_path(dst));
-	if (git_packbuilder_object_count(pb) > 0 &&
-	    (error = git_packbuilder_write(pb, packdir, 0444, NULL, NULL)) < 0)
+	if ((error = send_pack(repo, gk2git(commit), &theirs, have_theirs ? 1 : 0, packdir)) < 0)
 		goto git_fail;
 	if (!have_theirs)
 		memset(&theirs, 0, sizeof(theirs)); /* zero: the ref must still not exist */
@@ -232,8 +525,6 @@ git_fail:
 	error = gitkv_store__git_error(error, "cannot push");
 out:
 	git_reference_free(ref);
-	git_revwalk_free(walk);
-	git_packbuilder_free(pb);
 	git_repository_free(dst);
 	return error;
 }
@@ -265,7 +556,7 @@ int gitkv_remote_push(gitkv_store *store, const char *name, const char *url,
 	git_repository *repo = NULL;
 	git_remote *remote = NULL;
 	git_push_options po = GIT_PUSH_OPTIONS_INIT;
-	struct push_ctx ctx = { { opts, 0 }, { 0 } };
+	struct push_ctx ctx = { .cred = { .opts = opts } };
 	char spec[1024], hex[GITKV_OID_HEXSZ + 1], redacted[1024], tmpref[512];
 	char *specs[1] = { spec };
 	git_strarray refspecs = { specs, 1 };

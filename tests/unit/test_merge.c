@@ -1109,11 +1109,40 @@ static void test_merge__bursts_from_three_nodes_resolve_to_the_newest_change(voi
 		burst_run(*state, seeds[s]);
 }
 
+
+/*
+ * Criss-cross: a and b each merge the other's change at once, so later
+ * merges between them have two best common ancestors (a's first change and
+ * b's). Each then deletes its own key. Against either base alone, one of the
+ * deleted keys looks unchanged on one side and added on the other: it must
+ * not come back.
+ */
+static void test_merge__after_criss_cross_merges_deletes_on_both_sides_stay(void **state)
+{
+	struct node *a, *b;
+	gitkv_merge_result ra, rb, mr;
+
+	common_base(*state, &a, &b);
+	forge(a, T0 + 10, "a", "set ta=1", NULL);
+	forge(b, T0 + 10, "b", "set tb=1", NULL);
+	merge_both_ways(a, b, &ra, &rb);
+	gitkv_merge_result_free(&ra);
+	gitkv_merge_result_free(&rb);
+	forge(a, T0 + 20, "a", "del ta", NULL);
+	forge(b, T0 + 20, "b", "del tb", NULL);
+	merge_from(b, a, &mr);
+	assert_absent(b, "ta");
+	assert_absent(b, "tb");
+	assert_int_equal(mr.nconflicts, 0);
+	gitkv_merge_result_free(&mr);
+}
+
 #define MERGE_TEST(name) cmocka_unit_test_setup_teardown(name, cluster_setup, cluster_teardown)
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+	    MERGE_TEST(test_merge__after_criss_cross_merges_deletes_on_both_sides_stay),
 	    MERGE_TEST(test_merge__a_key_changed_only_by_them_takes_their_value),
 	    MERGE_TEST(test_merge__a_key_changed_only_by_us_keeps_our_value),
 	    MERGE_TEST(test_merge__a_key_deleted_only_by_them_is_deleted),

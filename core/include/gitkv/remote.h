@@ -24,7 +24,9 @@
 
 typedef struct gitkv_remote_options {
 	unsigned int version;
-	const char *credentials_file;	/* https: "user:password" (or a token) in a file */
+	const char *credentials_file;	/* http(s): "user:password" (or a token) on the first
+					   line of a file only its owner may read; read on
+					   every attempt, never logged */
 	const char *ssh_key;		/* ssh: private key file; NULL: the agent, then ~/.ssh/id_* */
 	int timeout_s;			/* connect/transfer bound for the ssh and git transports */
 } gitkv_remote_options;
