@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "gitkv/key.h"
+#include "gitkv/meta.h"
 #include "store_internal.h"
 
 #define MAX_CAS_RETRIES 100000
@@ -56,6 +57,9 @@ struct txn {
 	int error;		/* result of the last check */
 	char msg[256];		/* its message (set on the leader's thread) */
 	bool changed;		/* the txn changed the overlay */
+	bool fatal;		/* applying it failed half-way: the batch fails */
+	bool *expired;		/* EXPIRE: which of op->keys it deleted (nkeys) */
+	size_t nexpired;
 	gitkv_result result;
 	bool done;		/* protected by qlock */
 	struct txn *next;	/* protected by qlock until taken by the leader */
@@ -76,6 +80,8 @@ struct ov {
 
 struct overlay {
 	gitkv_store *store;
+	int64_t now;		/* the batch's time, UTC seconds */
+	bool now_frac;		/* ... plus a fraction of a second */
 	struct ov **buckets;
 	size_t nbuckets, count;
 	struct ov *root;
@@ -407,6 +413,193 @@ static int copy_child(const char *name, const gitkv_entry *e, struct ov *o, void
 	return error;
 }
 
+/* ---- metadata (gitkv/meta.h) ------------------------------------------- */
+
+#define META_PATH_MAX (GITKV_KEY_MAX + 64)
+
+/* The metadata blob at `path`: 1 and `*m` if there is one, 0 if not, or an error. */
+static int meta_read(struct overlay *ovl, const char *path, gitkv_meta *m)
+{
+	gitkv_entry e;
+	char *buf = NULL;
+	size_t len;
+	int error;
+
+	memset(m, 0, sizeof(*m));
+	eff_lookup(ovl, path, &e);
+	if (!gitkv_type_is_value(e.type))
+		return 0;
+	if ((error = gitkv_store_read_blob(ovl->store, &e.oid, &buf, &len)) < 0)
+		return error;
+	if (gitkv_meta_parse(m, buf, len) < 0)
+		memset(m, 0, sizeof(*m)); /* unreadable metadata is no metadata */
+	free(buf);
+	return 1;
+}
+
+/* Is the value at `key` past its expiry (per the overlay's view)? */
+static bool eff_expired(struct overlay *ovl, const char *key)
+{
+	char mp[META_PATH_MAX];
+	gitkv_entry e;
+	gitkv_meta m;
+
+	eff_lookup(ovl, GITKV_META_PREFIX, &e);
+	if (e.type != GITKV_TYPE_DIR)
+		return false; /* the common case: no metadata at all */
+	if (gitkv_meta__path(mp, sizeof(mp), key, false) < 0 || meta_read(ovl, mp, &m) <= 0)
+		return false;
+	return m.expires && m.expires <= ovl->now;
+}
+
+/* Remove `path` and then every metadata directory above it that it left empty. */
+static int meta_remove(struct overlay *ovl, const char *path)
+{
+	gitkv_entry e, none = { 0 };
+	char buf[META_PATH_MAX];
+	int error;
+
+	eff_lookup(ovl, path, &e);
+	if (e.type == GITKV_TYPE_NONE)
+		return 0;
+	if ((error = ov_set(ovl, path, &none, false)) < 0)
+		return error;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (;;) {
+		char *slash = strrchr(buf, '/');
+		size_t n = 0;
+
+		if (!slash)
+			break;
+		*slash = '\0';
+		eff_children(ovl, buf, count_child, &n);
+		if (n || (error = ov_set(ovl, buf, &none, false)) < 0)
+			break;
+	}
+	return error;
+}
+
+/* Make room for a metadata entry at `path`: its parents become directories. */
+static int meta_parents(struct overlay *ovl, const char *path)
+{
+	char buf[META_PATH_MAX];
+	gitkv_entry cur, none = { 0 };
+	int error;
+
+	/* metadata left behind by a merge may stand where a directory must go */
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = strchr(buf, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		eff_lookup(ovl, buf, &cur);
+		error = gitkv_type_is_value(cur.type) ? ov_set(ovl, buf, &none, false) : 0;
+		*p = '/';
+		if (error < 0)
+			return error;
+	}
+	return ov_mkparents(ovl, path);
+}
+
+/* Write `m` as the metadata blob at `path` (removing it if `m` is empty). */
+static int meta_write(struct overlay *ovl, const char *path, const gitkv_meta *m)
+{
+	gitkv_entry e = { .type = GITKV_TYPE_FILE }, cur;
+	char text[128];
+	size_t len = gitkv_meta_format(text, sizeof(text), m);
+	int error;
+
+	if (!len)
+		return meta_remove(ovl, path);
+	if ((error = gitkv_store__write_object(ovl->store, &e.oid, text, len, GIT_OBJECT_BLOB)) < 0)
+		return error;
+	eff_lookup(ovl, path, &cur);
+	if (cur.type == GITKV_TYPE_FILE && gitkv_oid_equal(&cur.oid, &e.oid))
+		return 0;
+	if (cur.type == GITKV_TYPE_DIR && (error = meta_remove(ovl, path)) < 0)
+		return error;
+	e.size = len;
+	if ((error = meta_parents(ovl, path)) < 0)
+		return error;
+	return ov_set(ovl, path, &e, false);
+}
+
+/* The expiry a TTL set now gives: never less than `ttl` seconds away. */
+static int64_t expiry_of(struct overlay *ovl, int64_t ttl)
+{
+	return ovl->now + ttl + (ovl->now_frac ? 1 : 0);
+}
+
+/* The TTL of the nearest lease prefix above `key`, or 0. */
+static int64_t lease_of(struct overlay *ovl, const char *key)
+{
+	char dir[GITKV_KEY_MAX + 1], mp[META_PATH_MAX];
+	gitkv_entry e;
+	gitkv_meta m;
+
+	eff_lookup(ovl, GITKV_META_PREFIX, &e);
+	if (e.type != GITKV_TYPE_DIR)
+		return 0; /* the common case: no metadata at all */
+	snprintf(dir, sizeof(dir), "%s", key);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+
+		if (slash)
+			*slash = '\0';
+		else
+			dir[0] = '\0';
+		if (gitkv_meta__path(mp, sizeof(mp), dir, true) == 0 && meta_read(ovl, mp, &m) > 0 &&
+		    m.ttl > 0)
+			return m.ttl;
+		if (!dir[0])
+			return 0;
+	}
+}
+
+/* A value was written at `key` (set, or renamed there): its TTL follows the rules. */
+static int meta_written(struct overlay *ovl, const char *key, int64_t ttl)
+{
+	char mp[META_PATH_MAX];
+	gitkv_meta m;
+	int error, had;
+
+	if ((error = gitkv_meta__path(mp, sizeof(mp), key, false)) < 0)
+		return error;
+	if (!ttl)
+		ttl = lease_of(ovl, key);
+	if ((had = meta_read(ovl, mp, &m)) < 0)
+		return had;
+	if (ttl > 0) {
+		m.ttl = ttl;
+		m.expires = expiry_of(ovl, ttl);
+		return meta_write(ovl, mp, &m);
+	}
+	if (had && m.expires && m.expires <= ovl->now)
+		return meta_remove(ovl, mp); /* it had expired: this is a new value */
+	return 0;
+}
+
+/* Move the metadata of `from` (a value, or a prefix with all below it) to `to`. */
+static int meta_moved(struct overlay *ovl, const char *from, const char *to, bool dir)
+{
+	char src[META_PATH_MAX], dst[META_PATH_MAX];
+	gitkv_entry se;
+	int error;
+
+	if ((error = gitkv_meta__path(src, sizeof(src), from, false)) < 0 ||
+	    (error = gitkv_meta__path(dst, sizeof(dst), to, false)) < 0)
+		return error;
+	if ((error = meta_remove(ovl, dst)) < 0)
+		return error;
+	eff_lookup(ovl, src, &se);
+	if (se.type != GITKV_TYPE_NONE && dir == (se.type == GITKV_TYPE_DIR)) {
+		if ((error = meta_parents(ovl, dst)) < 0 || (error = ov_set(ovl, dst, &se, dir)) < 0 ||
+		    (dir && (error = copy_tree(ovl, src, dst)) < 0))
+			return error;
+	}
+	if ((error = meta_remove(ovl, src)) < 0)
+		return error;
+	return dir ? 0 : meta_written(ovl, to, 0);
+}
+
 static int apply_set(struct overlay *ovl, struct txn *t)
 {
 	const gitkv_op *op = t->op;
@@ -416,6 +609,8 @@ static int apply_set(struct overlay *ovl, struct txn *t)
 	eff_lookup(ovl, op->key, &cur);
 	if (cur.type == GITKV_TYPE_DIR)
 		return gitkv_error_set(GITKV_EISDIR, "'%s' is a directory", op->key);
+	if (gitkv_type_is_value(cur.type) && eff_expired(ovl, op->key))
+		memset(&cur, 0, sizeof(cur)); /* an expired value is no value */
 	if ((op->flags & GITKV_OP_EXCL) && cur.type != GITKV_TYPE_NONE)
 		return gitkv_error_set(GITKV_EEXISTS, "'%s' exists", op->key);
 	if ((op->flags & GITKV_OP_IF_MATCH) && !gitkv_oid_equal(&cur.oid, &op->expect))
@@ -556,7 +751,99 @@ static int apply_chmod(struct overlay *ovl, struct txn *t)
 	return ov_set(ovl, op->key, &cur, false);
 }
 
-static int apply_txn(struct overlay *ovl, struct txn *t)
+
+static int apply_ttl(struct overlay *ovl, struct txn *t)
+{
+	const gitkv_op *op = t->op;
+	char mp[META_PATH_MAX];
+	gitkv_entry cur;
+	gitkv_meta m;
+	int error;
+
+	if (op->ttl < 0 || op->ttl > GITKV_TTL_MAX)
+		return gitkv_error_set(GITKV_EINVALID, "TTL out of range (0 to %lld seconds)",
+				       (long long)GITKV_TTL_MAX);
+	eff_lookup(ovl, op->key, &cur);
+	if (cur.type == GITKV_TYPE_NONE || (cur.type != GITKV_TYPE_DIR && eff_expired(ovl, op->key)))
+		return gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", op->key);
+	if ((error = gitkv_meta__path(mp, sizeof(mp), op->key, cur.type == GITKV_TYPE_DIR)) < 0 ||
+	    (error = meta_read(ovl, mp, &m)) < 0)
+		return error;
+	m.ttl = op->ttl;
+	m.expires = cur.type == GITKV_TYPE_DIR || !op->ttl ? 0 : expiry_of(ovl, op->ttl);
+	if (!op->ttl)
+		memset(&m, 0, sizeof(m));
+	{
+		gitkv_entry before;
+
+		eff_lookup(ovl, mp, &before);
+		if ((error = meta_write(ovl, mp, &m)) < 0)
+			return error;
+		eff_lookup(ovl, mp, &cur);
+		if (before.type == cur.type && gitkv_oid_equal(&before.oid, &cur.oid))
+			return GITKV_EUNCHANGED;
+	}
+	return 0;
+}
+
+static int apply_expire(struct overlay *ovl, struct txn *t)
+{
+	const gitkv_op *op = t->op;
+	gitkv_entry none = { 0 }, cur;
+	char mp[META_PATH_MAX];
+	gitkv_meta m;
+	int error;
+
+	t->nexpired = 0;
+	if (!t->expired && !(t->expired = calloc(op->nkeys ? op->nkeys : 1, sizeof(bool))))
+		return gitkv_error_set(GITKV_ERROR, "out of memory");
+	for (size_t i = 0; i < op->nkeys; i++) {
+		t->expired[i] = false;
+		if (gitkv_meta__path(mp, sizeof(mp), op->keys[i], false) < 0 ||
+		    (error = meta_read(ovl, mp, &m)) <= 0 || !m.expires || m.expires > op->now)
+			continue; /* renewed, or gone */
+		eff_lookup(ovl, op->keys[i], &cur);
+		if (gitkv_type_is_value(cur.type)) {
+			if ((error = ov_set(ovl, op->keys[i], &none, false)) < 0)
+				return error;
+			t->expired[i] = true;
+			t->nexpired++;
+		}
+		if ((error = meta_remove(ovl, mp)) < 0)
+			return error;
+	}
+	t->result.count = t->nexpired;
+	return t->nexpired ? 0 : GITKV_EUNCHANGED;
+}
+
+/* After `t` changed the overlay: its metadata follows. */
+static int meta_follow(struct overlay *ovl, struct txn *t, const gitkv_entry *before)
+{
+	const gitkv_op *op = t->op;
+	char mp[META_PATH_MAX];
+	int error;
+
+	if (op->flags & GITKV_OP_INTERNAL && gitkv_key_is_reserved(op->key))
+		return 0;
+	switch (op->type) {
+	case GITKV_OP_SET:
+		return meta_written(ovl, op->key, op->ttl > 0 ? op->ttl : 0);
+	case GITKV_OP_DELETE:
+		if ((error = gitkv_meta__path(mp, sizeof(mp), op->key, false)) < 0)
+			return error;
+		return meta_remove(ovl, mp);
+	case GITKV_OP_RMDIR:
+		if ((error = gitkv_meta__path(mp, sizeof(mp), op->key, false)) < 0)
+			return error;
+		return meta_remove(ovl, mp);
+	case GITKV_OP_RENAME:
+		return meta_moved(ovl, op->key, op->to, before->type == GITKV_TYPE_DIR);
+	default:
+		return 0;
+	}
+}
+
+static int apply_op(struct overlay *ovl, struct txn *t)
 {
 	switch (t->op->type) {
 	case GITKV_OP_SET:
@@ -571,8 +858,26 @@ static int apply_txn(struct overlay *ovl, struct txn *t)
 		return apply_rename(ovl, t);
 	case GITKV_OP_CHMOD:
 		return apply_chmod(ovl, t);
+	case GITKV_OP_TTL:
+		return apply_ttl(ovl, t);
+	case GITKV_OP_EXPIRE:
+		return apply_expire(ovl, t);
 	}
 	return gitkv_error_set(GITKV_EINVALID, "unknown operation");
+}
+
+static int apply_txn(struct overlay *ovl, struct txn *t)
+{
+	gitkv_entry before;
+	int error;
+
+	eff_lookup(ovl, t->op->key, &before);
+	if ((error = apply_op(ovl, t)) != 0)
+		return error;
+	/* the operation is in the overlay: failing now must fail the whole batch */
+	if ((error = meta_follow(ovl, t, &before)) < 0)
+		t->fatal = true;
+	return error;
 }
 
 /* ---- writing trees ----------------------------------------------------- */
@@ -785,8 +1090,11 @@ static void sb_key(struct strbuf *sb, const char *key)
 	sb_puts(sb, "\"");
 }
 
-static void describe(struct strbuf *sb, const gitkv_op *op)
+static void describe(struct strbuf *sb, const struct txn *t)
 {
+	const gitkv_op *op = t->op;
+	bool first = true;
+
 	switch (op->type) {
 	case GITKV_OP_SET:
 		sb_puts(sb, "set ");
@@ -809,6 +1117,25 @@ static void describe(struct strbuf *sb, const gitkv_op *op)
 	case GITKV_OP_CHMOD:
 		sb_puts(sb, op->vtype == GITKV_TYPE_EXEC ? "chmod +x " : "chmod -x ");
 		break;
+	case GITKV_OP_TTL:
+		sb_puts(sb, "ttl ");
+		sb_key(sb, op->key);
+		if (op->ttl)
+			sb_printf(sb, " %llds", (long long)op->ttl);
+		else
+			sb_puts(sb, " off");
+		return;
+	case GITKV_OP_EXPIRE:
+		sb_puts(sb, "expire ");
+		for (size_t i = 0; i < op->nkeys; i++) {
+			if (!t->expired || !t->expired[i])
+				continue;
+			if (!first)
+				sb_puts(sb, ", ");
+			sb_key(sb, op->keys[i]);
+			first = false;
+		}
+		return;
 	}
 	sb_key(sb, op->key);
 }
@@ -854,12 +1181,12 @@ static int write_commit(gitkv_store *store, gitkv_oid *out, const gitkv_oid *tre
 	sb_ident(&sb, store->node);
 	sb_printf(&sb, "> %lld +0000\n\n", (long long)t);
 
-	describe(&sb, first->op);
+	describe(&sb, first);
 	if (nchanged > 1) {
 		sb_printf(&sb, " (and %zu more)\n\n", nchanged - 1);
 		for (struct txn *x = batch; x; x = x->next)
 			if (x->changed) {
-				describe(&sb, x->op);
+				describe(&sb, x);
 				sb_puts(&sb, "\n");
 			}
 	} else {
@@ -965,11 +1292,13 @@ static int move_branch(gitkv_store *store, const gitkv_oid *commit, const gitkv_
 	return 0;
 }
 
-static int try_batch(gitkv_store *store, struct txn *batch, bool *retry, bool *locked)
+static int try_batch(gitkv_store *store, struct txn *batch, gitkv_origin origin, bool *retry,
+		     bool *locked)
 {
 	struct overlay ovl;
 	struct change_list list = { 0 };
 	gitkv_oid base, commit;
+	struct timespec ts;
 	bool any = false;
 	int64_t now;
 	int error;
@@ -981,8 +1310,16 @@ static int try_batch(gitkv_store *store, struct txn *batch, bool *retry, bool *l
 	gitkv_snapshot_head(store->snap, &base, NULL);
 	if ((error = overlay_init(&ovl, store)) < 0)
 		goto out;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ovl.now = ts.tv_sec;
+	ovl.now_frac = ts.tv_nsec != 0;
 	for (struct txn *t = batch; t; t = t->next) {
+		t->fatal = false;
 		t->error = apply_txn(&ovl, t);
+		if (t->fatal) {
+			error = t->error;
+			goto out;
+		}
 		if (t->error && t->error != GITKV_EUNCHANGED)
 			snprintf(t->msg, sizeof(t->msg), "%s", gitkv_error_last());
 		t->changed = t->error == 0;
@@ -999,7 +1336,7 @@ static int try_batch(gitkv_store *store, struct txn *batch, bool *retry, bool *l
 	if (gitkv_oid_equal(&ovl.root->e.oid, &gitkv_snapshot__root(store->snap)->e.oid) &&
 	    !gitkv_oid_is_zero(&base))
 		goto out; /* the changes cancelled out */
-	now = time(NULL);
+	now = ovl.now;
 	if ((error = write_commit(store, &commit, &ovl.root->e.oid, &base, batch, now)) < 0)
 		goto out;
 	error = move_branch(store, &commit, &base);
@@ -1013,13 +1350,20 @@ static int try_batch(gitkv_store *store, struct txn *batch, bool *retry, bool *l
 		goto out;
 	if ((error = publish_ov(store, &list, ovl.root, true, now)) < 0 ||
 	    (error = gitkv_store__publish(store, list.v, list.n, &base, &commit,
-					  GITKV_ORIGIN_LOCAL)) < 0) {
+					  origin)) < 0) {
 		/* The commit is on the branch; re-read it rather than trust the overlay. */
 		goto out;
 	}
+	__atomic_fetch_add(&store->stats.commits, 1, __ATOMIC_RELAXED);
 	for (struct txn *x = batch; x; x = x->next) {
 		x->result.commit = commit;
 		x->result.committed = x->changed;
+		if (!x->changed)
+			continue;
+		__atomic_fetch_add(&store->stats.ops, 1, __ATOMIC_RELAXED);
+		if (x->op->type == GITKV_OP_SET)
+			__atomic_fetch_add(&store->stats.bytes_written, (uint64_t)x->op->len,
+					   __ATOMIC_RELAXED);
 	}
 out:
 	overlay_free(&ovl);
@@ -1027,7 +1371,7 @@ out:
 	return error;
 }
 
-static void run_batch(gitkv_store *store, struct txn *batch)
+static void run_batch(gitkv_store *store, struct txn *batch, gitkv_origin origin)
 {
 	int error = 0;
 	bool retry = true, locked = false;
@@ -1035,7 +1379,7 @@ static void run_batch(gitkv_store *store, struct txn *batch)
 
 	pthread_mutex_lock(&store->commit_lock);
 	for (int i = 0; retry && i < MAX_CAS_RETRIES && time(NULL) - start < MAX_RETRY_SECONDS; i++)
-		error = try_batch(store, batch, &retry, &locked);
+		error = try_batch(store, batch, origin, &retry, &locked);
 	if (!error && retry)
 		error = locked ? gitkv_error_set(GITKV_ERROR, "the branch is locked by '%s/%s.lock'",
 						 store->path, store->branch)
@@ -1101,6 +1445,12 @@ static int check_op(gitkv_store *store, const gitkv_op *op)
 	if (op->type == GITKV_OP_RENAME &&
 	    (!op->to || (error = validate_key(op->to, op->flags)) < 0))
 		return op->to ? error : gitkv_error_set(GITKV_EINVALID, "no destination");
+	if (op->type == GITKV_OP_EXPIRE && !op->keys)
+		return gitkv_error_set(GITKV_EINVALID, "no keys");
+	if ((op->type == GITKV_OP_SET || op->type == GITKV_OP_TTL) &&
+	    (op->ttl < 0 || op->ttl > GITKV_TTL_MAX))
+		return gitkv_error_set(GITKV_EINVALID, "TTL out of range (0 to %lld seconds)",
+				       (long long)GITKV_TTL_MAX);
 	if (op->type == GITKV_OP_SET) {
 		if (op->len && !op->value)
 			return gitkv_error_set(GITKV_EINVALID, "no value");
@@ -1121,11 +1471,48 @@ static int check_op(gitkv_store *store, const gitkv_op *op)
 	return 0;
 }
 
+static void record_latency(gitkv_store *store, const struct timespec *start, int error)
+{
+	static const double bounds[GITKV_LATENCY_BUCKETS] = GITKV_LATENCY_BOUNDS;
+	gitkv_store_stats *st = &store->stats;
+	struct timespec end;
+	double s;
+
+	if (error) {
+		__atomic_fetch_add(&st->failed_ops, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	s = (double)(end.tv_sec - start->tv_sec) + (end.tv_nsec - start->tv_nsec) / 1e9;
+	for (int i = 0; i < GITKV_LATENCY_BUCKETS; i++)
+		if (s <= bounds[i])
+			__atomic_fetch_add(&st->latency_le[i], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->latency_sum_ns, (uint64_t)(s * 1e9), __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->latency_count, 1, __ATOMIC_RELAXED);
+}
+
+void gitkv_store_stats_get(gitkv_store *store, gitkv_store_stats *out)
+{
+	gitkv_store_stats *st = &store->stats;
+
+	out->commits = __atomic_load_n(&st->commits, __ATOMIC_RELAXED);
+	out->ops = __atomic_load_n(&st->ops, __ATOMIC_RELAXED);
+	out->failed_ops = __atomic_load_n(&st->failed_ops, __ATOMIC_RELAXED);
+	out->bytes_written = __atomic_load_n(&st->bytes_written, __ATOMIC_RELAXED);
+	out->latency_count = __atomic_load_n(&st->latency_count, __ATOMIC_RELAXED);
+	out->latency_sum_ns = __atomic_load_n(&st->latency_sum_ns, __ATOMIC_RELAXED);
+	for (int i = 0; i < GITKV_LATENCY_BUCKETS; i++)
+		out->latency_le[i] = __atomic_load_n(&st->latency_le[i], __ATOMIC_RELAXED);
+}
+
 int gitkv_store_apply(gitkv_store *store, const gitkv_op *op, const gitkv_writer *writer,
 		      gitkv_result *result)
 {
 	struct txn t = { .op = op };
+	struct timespec start;
 	int error = check_op(store, op);
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
 
 	if (error)
 		return error;
@@ -1142,11 +1529,28 @@ int gitkv_store_apply(gitkv_store *store, const gitkv_op *op, const gitkv_writer
 		if (!store->leader) {
 			struct txn *batch = store->qhead, *next;
 
+			struct txn *indirect = NULL, **itail = &indirect, **pp = &batch;
+
 			store->leader = true;
 			store->qhead = NULL;
 			store->qtail = &store->qhead;
 			pthread_mutex_unlock(&store->qlock);
-			run_batch(store, batch);
+			/* indirect changes make commits of their own: views replay them */
+			while (*pp) {
+				if ((*pp)->op->flags & GITKV_OP_INDIRECT) {
+					*itail = *pp;
+					*pp = (*pp)->next;
+					itail = &(*itail)->next;
+					*itail = NULL;
+				} else {
+					pp = &(*pp)->next;
+				}
+			}
+			if (batch)
+				run_batch(store, batch, GITKV_ORIGIN_LOCAL);
+			if (indirect)
+				run_batch(store, indirect, GITKV_ORIGIN_INDIRECT);
+			*pp = indirect; /* one list again, to mark done */
 			pthread_mutex_lock(&store->qlock);
 			for (struct txn *x = batch; x; x = next) {
 				next = x->next;
@@ -1159,6 +1563,8 @@ int gitkv_store_apply(gitkv_store *store, const gitkv_op *op, const gitkv_writer
 		}
 	}
 	pthread_mutex_unlock(&store->qlock);
+	free(t.expired);
+	record_latency(store, &start, t.error);
 	if (t.error) /* the message was recorded on the leader's thread: copy it here */
 		return gitkv_error_set(t.error, "%s", t.msg);
 	if (result)

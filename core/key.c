@@ -11,7 +11,7 @@
 #include "gitkv/error.h"
 #include "gitkv/key.h"
 
-int gitkv_key_validate_component(const char *name, size_t len)
+static int check_component(const char *name, size_t len, bool internal)
 {
 	if (len == 0)
 		return gitkv_error_set(GITKV_EINVALID, "empty key component");
@@ -27,10 +27,17 @@ int gitkv_key_validate_component(const char *name, size_t len)
 		return gitkv_error_set(GITKV_EINVALID, "'.' or '..' in a key");
 	if (len == 4 && !memcmp(name, ".git", 4))
 		return gitkv_error_set(GITKV_EINVALID, "'.git' is not allowed in a key");
+	if (!internal && len == strlen(GITKV_RESERVED) && !memcmp(name, GITKV_RESERVED, len))
+		return gitkv_error_set(GITKV_EINVALID, "'%s' is reserved", GITKV_RESERVED);
 	return 0;
 }
 
-static int validate_path(const char *key)
+int gitkv_key_validate_component(const char *name, size_t len)
+{
+	return check_component(name, len, false);
+}
+
+static int validate_path(const char *key, bool internal)
 {
 	size_t len = strlen(key);
 	const char *p = key;
@@ -43,7 +50,7 @@ static int validate_path(const char *key)
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t clen = slash ? (size_t)(slash - p) : strlen(p);
-		int error = gitkv_key_validate_component(p, clen);
+		int error = check_component(p, clen, internal);
 
 		if (error)
 			return error;
@@ -55,20 +62,14 @@ static int validate_path(const char *key)
 
 int gitkv_key_validate(const char *key)
 {
-	int error = validate_path(key);
-
-	if (error)
-		return error;
-	if (gitkv_key_is_reserved(key))
-		return gitkv_error_set(GITKV_EINVALID, "'%s' is reserved", GITKV_RESERVED);
-	return 0;
+	return validate_path(key, false);
 }
 
 /* Validation for internal writes under the reserved tree. */
 int gitkv_key__validate_internal(const char *key);
 int gitkv_key__validate_internal(const char *key)
 {
-	return validate_path(key);
+	return validate_path(key, true);
 }
 
 bool gitkv_key_is_reserved(const char *key)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "gitkv/key.h"
+#include "gitkv/meta.h"
 #include "store_internal.h"
 
 _Static_assert(sizeof(git_oid) == sizeof(gitkv_oid), "git_oid is a bare SHA-1");
@@ -292,8 +293,11 @@ int gitkv_store__publish(gitkv_store *store, struct snap_change *changes, size_t
 	size_t n = 0;
 	int error = gitkv_snapshot__apply(store->snap, changes, count, new_head);
 
-	if (error || !store->nsubs)
+	if (error)
 		return error;
+	gitkv_store__meta_update(store, changes, count);
+	if (!store->nsubs)
+		return 0;
 	out = calloc(count ? count : 1, sizeof(*out));
 	if (!out)
 		return gitkv_error_set(GITKV_ERROR, "out of memory");
@@ -615,6 +619,8 @@ int gitkv_store_open(gitkv_store **out, const char *path, const gitkv_store_opti
 		error = gitkv_error_set(GITKV_ERROR, "out of memory");
 		goto fail;
 	}
+	if ((error = gitkv_store__meta_init(store)) < 0)
+		goto fail;
 	if ((error = gitkv_store__refresh_locked(store, GITKV_ORIGIN_EXTERNAL)) < 0)
 		goto fail;
 	if (opts->mtimes) {
@@ -634,6 +640,7 @@ void gitkv_store_free(gitkv_store *store)
 	if (!store)
 		return;
 	gitkv_snapshot__free(store->snap);
+	gitkv_store__meta_free(store);
 	git_odb_free(store->odb);
 	git_repository_free(store->repo);
 	pthread_mutex_destroy(&store->commit_lock);
@@ -735,7 +742,8 @@ int gitkv_store_get(gitkv_store *store, const char *key, char **buf_out, size_t 
 	*len_out = 0;
 	if (error)
 		return error;
-	if (gitkv_snapshot_lookup(store->snap, key, &e) < 0)
+	if (gitkv_snapshot_lookup(store->snap, key, &e) < 0 ||
+	    (e.type != GITKV_TYPE_DIR && gitkv_store_is_expired(store, key, time(NULL))))
 		return gitkv_error_set(GITKV_ENOTFOUND, "'%s' not found", key);
 	if (e.type == GITKV_TYPE_DIR)
 		return gitkv_error_set(GITKV_EISDIR, "'%s' is a directory", key);

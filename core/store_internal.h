@@ -22,6 +22,18 @@
 #define GITKV_MAX_SUBSCRIBERS 8
 
 struct txn;
+struct meta_ent;
+
+/* The expiry index (meta.c): key -> expiry, for the values that have one. */
+struct gitkv_meta_index {
+	pthread_mutex_t lock;
+	struct meta_ent **buckets;	/* protected by lock */
+	size_t nbuckets;		/* protected by lock */
+	size_t count;			/* written under lock, read relaxed without */
+	int64_t min;			/* protected by lock: earliest expiry, 0 none */
+	bool min_stale;			/* protected by lock: min must be recomputed */
+	bool ready;			/* set at open */
+};
 
 struct gitkv_store {
 	char *path;			/* repository directory */
@@ -51,6 +63,9 @@ struct gitkv_store {
 	pthread_mutex_t name_lock;
 	uid_t name_uid;			/* protected by name_lock: last looked-up uid */
 	char name_cache[64];		/* protected by name_lock */
+
+	struct gitkv_meta_index meta;	/* its own lock */
+	gitkv_store_stats stats;	/* atomics only (__atomic builtins) */
 };
 
 /* libgit2 error -> GITKV_E*, message recorded on this thread. */
@@ -105,6 +120,15 @@ static inline const gitkv_oid *git2gk(const git_oid *o)
 }
 gitkv_type gitkv_store__type_from_mode(git_filemode_t mode);
 const char *gitkv_store__mode_str(gitkv_type type);
+
+/* The expiry index (meta.c). update: with commit_lock, after the snapshot moved. */
+int gitkv_store__meta_init(gitkv_store *store);
+void gitkv_store__meta_free(gitkv_store *store);
+void gitkv_store__meta_update(gitkv_store *store, const struct snap_change *changes,
+			      size_t count);
+
+/* The path of the metadata of `key` (a prefix's if `dir`) into `out`. */
+int gitkv_meta__path(char *out, size_t size, const char *key, bool dir);
 
 /* Key validation for paths under the reserved tree (gitkv/key.c). */
 int gitkv_key__validate_internal(const char *key);

@@ -9,8 +9,9 @@
  * no git tree is read), with two in-memory overlays consulted first: local
  * inodes (temporary files and freshly created keys, inode.h) and pending
  * deletes, which hide a key. Files are 0644 (0755 with git's exec bit),
- * directories 0755, symlinks 0777; sizes and mtimes come from the entries;
- * every file belongs to the daemon's user and group.
+ * directories 0755, symlinks 0777, less the bits of -o umask; sizes and
+ * mtimes come from the entries; every file belongs to -o uid and gid (by
+ * default the daemon's user and group).
  *
  * Commit on flush. open() attaches the key's shared buffer (buffer.h),
  * loading the blob on first use; writes from every handle go to it; flush()
@@ -66,7 +67,7 @@
  * node's earlier create is EEXIST at open() time.
  *
  * The virtual /.gitkv tree is control.c's; the operations here route its
- * fixed inode numbers there and refuse changes to it with EROFS.
+ * inode numbers there and refuse changes to it with EROFS.
  *
  * Locking is described in fs.h.
  */
@@ -82,10 +83,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gitkv/error.h>
 #include <gitkv/key.h>
+#include <gitkv/meta.h>
 #include <gitkv/snapshot.h>
 #include <gitkv/store.h>
 
@@ -94,6 +98,7 @@
 #include "fs.h"
 #include "ignore.h"
 #include "inode.h"
+#include "metrics.h"
 #include "notify.h"
 #include "replay.h"
 
@@ -124,6 +129,7 @@ struct node {
 	enum { NODE_NONE, NODE_KEY, NODE_LOCAL } kind;
 	gitkv_entry entry;	/* KEY */
 	struct fs_inode *local; /* LOCAL */
+	bool expired;		/* NONE: a value past its expiry, not reaped yet */
 };
 
 static struct gitkvfs *fs_of(fuse_req_t req)
@@ -317,6 +323,39 @@ static int child_path_locked(struct gitkvfs *fs, fuse_ino_t parent, const char *
 }
 
 /* With inodes.lock: what `path` names, overlays first. */
+/*
+ * TTLs (gitkv/meta.h). A value past its expiry is absent at once: lookup,
+ * getattr, open and readdir treat it as gone before the reaper commits its
+ * deletion (which is then replayed, so watchers see IN_DELETE). What the
+ * kernel caches about a value with an expiry is cached no longer than the
+ * value lives, and a miss on an expired value is not cached at all: the
+ * replayed unlink must find the entry.
+ */
+static double now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool value_expired(struct gitkvfs *fs, const char *path)
+{
+	return gitkv_store_is_expired(fs->store, path, time(NULL));
+}
+
+/* `timeout` (seconds), or less if the value at `path` expires sooner. */
+static double cache_time(struct gitkvfs *fs, const char *path, double timeout)
+{
+	int64_t exp = gitkv_store_expiry(fs->store, path);
+	double left;
+
+	if (!exp)
+		return timeout;
+	left = (double)exp - now_real();
+	return left <= 0 ? 0 : left < timeout ? left : timeout;
+}
+
 static void resolve_locked(struct gitkvfs *fs, const char *path, struct node *n)
 {
 	struct fs_inode *inode = fs_inode_find_path(&fs->inodes, path);
@@ -329,7 +368,11 @@ static void resolve_locked(struct gitkvfs *fs, const char *path, struct node *n)
 	}
 	if (gitkv_key_is_reserved(path) || fs_inode_find_pending(&fs->inodes, path))
 		return;
-	if (gitkv_snapshot_lookup(fs->snap, path, &n->entry) == 0)
+	if (gitkv_snapshot_lookup(fs->snap, path, &n->entry) != 0)
+		return;
+	if (gitkv_type_is_value(n->entry.type) && value_expired(fs, path))
+		n->expired = true;
+	else
 		n->kind = NODE_KEY;
 }
 
@@ -340,7 +383,7 @@ static void stat_fill(struct gitkvfs *fs, struct stat *st, fuse_ino_t ino, mode_
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = mode;
+	st->st_mode = S_ISLNK(mode) ? mode : mode & ~fs->umask;
 	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
@@ -360,7 +403,8 @@ static int inode_stat_locked(struct gitkvfs *fs, struct fs_inode *inode, struct 
 	int64_t mtime;
 	mode_t mode;
 
-	if (!in_memory && gitkv_snapshot_lookup(fs->snap, inode->path, &e) != 0) {
+	if (!in_memory && (gitkv_snapshot_lookup(fs->snap, inode->path, &e) != 0 ||
+			   (gitkv_type_is_value(e.type) && value_expired(fs, inode->path)))) {
 		if (inode == fs->inodes.root) {
 			/* an unborn branch: the root is an empty directory */
 			e.type = GITKV_TYPE_DIR;
@@ -410,17 +454,19 @@ static int entry_locked(struct gitkvfs *fs, struct fs_inode *inode, struct fuse_
 		return err;
 	e->ino = inode->ino;
 	e->generation = inode->generation;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->entry_timeout;
+	e->attr_timeout = cache_time(fs, inode->path, fs->attr_timeout);
+	e->entry_timeout = cache_time(fs, inode->path, fs->entry_timeout);
 	inode->nlookup++;
 	return 0;
 }
 
 static void control_stat(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
 {
+	st->st_mode &= ~fs->umask;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = fs->started;
+	if (!st->st_mtim.tv_sec) /* a revision's nodes carry their commit's time */
+		st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = fs->started;
 }
 
 /* ---- replayed requests (see "Replayed requests" above) ------------------------------ */
@@ -447,8 +493,8 @@ static int view_entry_locked(struct gitkvfs *fs, struct fs_inode *inode, const g
 	view_stat(fs, &e->attr, inode->ino, ve);
 	e->ino = inode->ino;
 	e->generation = inode->generation;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->entry_timeout;
+	e->attr_timeout = cache_time(fs, inode->path, fs->attr_timeout);
+	e->entry_timeout = cache_time(fs, inode->path, fs->entry_timeout);
 	inode->nlookup++;
 	return 0;
 }
@@ -859,7 +905,6 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct node n;
 	gitkv_entry ve;
 	char *path = NULL;
-	fuse_ino_t cino;
 	int err;
 
 	memset(e, 0, sizeof(*e));
@@ -867,13 +912,10 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (strlen(name) > GITKV_KEY_COMPONENT_MAX)
 		return ENAMETOOLONG;
 	if (fs_control_is(parent) || (parent == FS_INO_ROOT && strcmp(name, GITKV_RESERVED) == 0)) {
-		cino = fs_control_lookup(parent, name);
-		if (cino) {
-			fs_control_stat(&fs->control, cino, &e->attr);
-			control_stat(fs, cino, &e->attr);
-			e->ino = cino;
-		}
-		return 0;
+		err = fs_control_lookup(&fs->control, parent, name, e);
+		if (!err && e->ino)
+			control_stat(fs, e->ino, &e->attr);
+		return err;
 	}
 
 	pthread_mutex_lock(&fs->inodes.lock);
@@ -890,6 +932,8 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 			err = view_entry_locked(fs, inode, &ve, e);
 		goto out;
 	}
+	if (n.expired)
+		e->entry_timeout = 0;
 	if (n.kind == NODE_LOCAL)
 		inode = n.local;
 	else if (n.kind == NODE_KEY &&
@@ -922,8 +966,10 @@ static void forget_one(struct gitkvfs *fs, fuse_ino_t ino, uint64_t n)
 {
 	struct fs_inode *inode;
 
-	if (fs_control_is(ino))
+	if (fs_control_is(ino)) {
+		fs_control_forget(&fs->control, ino, n);
 		return;
+	}
 	inode = fs_inode_find(&fs->inodes, ino);
 	if (inode)
 		fs_inode_forget(&fs->inodes, inode, n);
@@ -967,6 +1013,22 @@ static int do_getattr(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
 	return err;
 }
 
+/* The attribute timeout for inode `ino`: shorter if its value expires sooner. */
+static double attr_time(struct gitkvfs *fs, fuse_ino_t ino)
+{
+	struct fs_inode *inode;
+	double t = fs->attr_timeout;
+
+	if (fs_control_is(ino))
+		return 0;
+	pthread_mutex_lock(&fs->inodes.lock);
+	inode = fs_inode_find(&fs->inodes, ino);
+	if (inode && inode->type != S_IFDIR)
+		t = cache_time(fs, inode->path, t);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	return t;
+}
+
 /* A replayed request's getattr of a path the snapshot has lost already: from the view. */
 static int replay_getattr(struct gitkvfs *fs, fuse_ino_t ino, struct stat *st)
 {
@@ -997,10 +1059,25 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (err)
 		fuse_reply_err(req, err);
 	else
-		fuse_reply_attr(req, &st, fs_control_is(ino) ? 0 : fs->attr_timeout);
+		fuse_reply_attr(req, &st, attr_time(fs, ino));
 }
 
 /* ---- setattr: chmod, chown, truncate, utimens ------------------------------------- */
+
+/*
+ * A mode as shown under -o umask back to the one git keeps (0644, 0755): the
+ * bits the umask hides do not count, so chmod to the mode shown is a no-op.
+ */
+static mode_t unmask_mode(const struct gitkvfs *fs, mode_t mode)
+{
+	mode_t u = fs->umask;
+
+	if (u && (mode & ~u) == (0755 & ~u) && ((mode & 0100) || (0644 & ~u) != (0755 & ~u)))
+		return 0755;
+	if (u && (mode & ~u) == (0644 & ~u))
+		return 0644;
+	return mode;
+}
 
 static int set_mode(struct gitkvfs *fs, fuse_req_t req, fuse_ino_t ino, mode_t mode)
 {
@@ -1011,7 +1088,7 @@ static int set_mode(struct gitkvfs *fs, fuse_req_t req, fuse_ino_t ino, mode_t m
 	mode_t cur;
 	int err = 0;
 
-	mode &= 07777;
+	mode = unmask_mode(fs, mode & 07777);
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->inodes.lock);
 	inode = fs_inode_find(&fs->inodes, ino);
@@ -1108,16 +1185,11 @@ out:
 static int do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		      struct fuse_file_info *fi, struct stat *out)
 {
-	const int times = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
-			  FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
 	struct gitkvfs *fs = fs_of(req);
 	int err;
 
-	if (fs_control_is(ino)) {
-		if (to_set & ~times)
-			return EROFS;
-		return do_getattr(fs, ino, out);
-	}
+	if (fs_control_is(ino))
+		return EROFS;
 	if (is_replay(fs, req)) {
 		/* a replayed chmod: the snapshot has the new mode already */
 		err = do_getattr(fs, ino, out);
@@ -1147,7 +1219,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (err)
 		fuse_reply_err(req, err);
 	else
-		fuse_reply_attr(req, &st, fs_control_is(ino) ? 0 : fs_of(req)->attr_timeout);
+		fuse_reply_attr(req, &st, attr_time(fs_of(req), ino));
 }
 
 /* ---- symlinks ------------------------------------------------------------------ */
@@ -1162,6 +1234,8 @@ static int do_readlink(fuse_req_t req, fuse_ino_t ino, char **out)
 	bool from_blob = false;
 
 	*out = NULL;
+	if (fs_control_is(ino))
+		return fs_control_readlink(&fs->control, ino, out);
 	pthread_mutex_lock(&fs->inodes.lock);
 	inode = fs_inode_find(&fs->inodes, ino);
 	if (!inode) {
@@ -1429,6 +1503,9 @@ out:
 	return err;
 }
 
+static int do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+static void forget_one(struct gitkvfs *fs, fuse_ino_t ino, uint64_t n);
+
 static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     struct fuse_file_info *fi, struct fuse_entry_param *e)
 {
@@ -1445,6 +1522,23 @@ static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		err = create_exclusive(req, parent, name, e, &inode);
 	if (err < 0)
 		err = make_file(req, parent, name, mode, e, &inode);
+	if (err == EEXIST && !(fi->flags & O_EXCL)) {
+		/*
+		 * The key came from elsewhere (a merge, the CLI) between the kernel's
+		 * negative lookup and this create: open it, as POSIX says.
+		 */
+		free(h);
+		if ((err = do_lookup(req, parent, name, e)) != 0)
+			return err;
+		if (!e->ino)
+			return ENOENT; /* and went again */
+		if ((err = do_open(req, e->ino, fi)) != 0) {
+			pthread_mutex_lock(&fs->inodes.lock);
+			forget_one(fs, e->ino, 1); /* the kernel never got the entry */
+			pthread_mutex_unlock(&fs->inodes.lock);
+		}
+		return err;
+	}
 	if (err) {
 		free(h);
 		return err;
@@ -2110,6 +2204,9 @@ static int do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = ELOOP;
 	else if ((write || (fi->flags & O_TRUNC)) && fs->readonly)
 		err = EROFS;
+	else if (inode->linked && !inode->temp && !inode->fresh && value_expired(fs, inode->path) &&
+		 !(write && (fi->flags & O_TRUNC)))
+		err = ENOENT; /* expired: only a rewrite (which makes it new) may open it */
 	else if (!(buf = attach_locked(inode)) || !(path = strdup(inode->path)))
 		err = ENOMEM;
 	else
@@ -2216,10 +2313,17 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		copy = slice_copy(h->buf->data, h->buf->size, size, off, &n);
 		pthread_mutex_unlock(&h->buf->lock);
 	}
-	if (n && !copy)
+	if (n && !copy) {
 		fuse_reply_err(req, ENOMEM);
-	else
+	} else {
+		if (h->kind != HANDLE_CONTROL) {
+			struct gitkvfs *fs = fs_of(req);
+
+			__atomic_fetch_add(&fs->stats.reads, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&fs->stats.read_bytes, (uint64_t)n, __ATOMIC_RELAXED);
+		}
 		fuse_reply_buf(req, copy, n);
+	}
 	free(copy);
 }
 
@@ -2252,12 +2356,18 @@ static int do_write(fuse_req_t req, const char *data, size_t size, off_t off,
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	struct gitkvfs *fs = fs_of(req);
 	int err = do_write(req, data, size, off, fi);
 
-	if (err)
+	if (err) {
 		fuse_reply_err(req, err);
-	else
-		fuse_reply_write(req, size);
+		return;
+	}
+	if (handle_of(fi)->kind == HANDLE_FILE) { /* not the replay's own */
+		__atomic_fetch_add(&fs->stats.writes, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&fs->stats.write_bytes, (uint64_t)size, __ATOMIC_RELAXED);
+	}
+	fuse_reply_write(req, size);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -2380,7 +2490,8 @@ static int list_dir(struct gitkvfs *fs, fuse_ino_t ino, const char *path, struct
 			break;
 		}
 		inode = fs_inode_find_path(&fs->inodes, child);
-		if (!fs_inode_find_pending(&fs->inodes, child) && !(inode && inode->temp))
+		if (!fs_inode_find_pending(&fs->inodes, child) && !(inode && inode->temp) &&
+		    !(gitkv_type_is_value(snap[i].entry.type) && value_expired(fs, child)))
 			err = dir_add(&ents, &n, &cap, snap[i].name,
 				      inode && inode->type == ifmt_of(snap[i].entry.type)
 					  ? inode->ino
@@ -2408,21 +2519,23 @@ static int list_dir(struct gitkvfs *fs, fuse_ino_t ino, const char *path, struct
 	return 0;
 }
 
-static int list_control(fuse_ino_t ino, struct dir_ent **out, size_t *nout)
+static int list_control(struct gitkvfs *fs, fuse_ino_t ino, struct dir_ent **out, size_t *nout)
 {
-	const struct fs_control_dirent *c;
+	struct fs_control_dirent *c = NULL;
 	struct dir_ent *ents = NULL;
-	size_t n = 0, cap = 0, count;
+	size_t n = 0, cap = 0, count = 0;
 	int err;
 
-	c = fs_control_list(ino, &count);
-	if (!c)
-		return ENOTDIR;
+	if ((err = fs_control_list(&fs->control, ino, &c, &count)) != 0)
+		return err;
 	err = dir_add(&ents, &n, &cap, ".", ino, S_IFDIR);
 	if (!err)
-		err = dir_add(&ents, &n, &cap, "..", FS_INO_ROOT, S_IFDIR);
+		err = dir_add(&ents, &n, &cap, "..",
+			      ino == FS_INO_CONTROL ? FS_INO_ROOT : FS_INO_UNKNOWN, S_IFDIR);
 	for (size_t i = 0; !err && i < count; i++)
-		err = dir_add(&ents, &n, &cap, c[i].name, c[i].ino, c[i].type);
+		err = dir_add(&ents, &n, &cap, c[i].name, c[i].ino ? c[i].ino : FS_INO_UNKNOWN,
+			      c[i].type);
+	fs_control_dirents_free(c, count);
 	if (err) {
 		dir_free(ents, n);
 		return err;
@@ -2444,7 +2557,7 @@ static int do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return ENOMEM;
 	h->kind = HANDLE_DIR;
 	if (fs_control_is(ino)) {
-		err = list_control(ino, &h->ents, &h->nents);
+		err = list_control(fs, ino, &h->ents, &h->nents);
 		goto out;
 	}
 	pthread_mutex_lock(&fs->inodes.lock);
@@ -2538,28 +2651,216 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/*
+ * xattrs: the user.gitkv. namespace, nothing else (ENOTSUP: never a silent
+ * drop). user.gitkv.ttl reads and writes the TTL of a value or the lease of
+ * a directory (seconds; 0 or removexattr clears it; XATTR_CREATE and
+ * XATTR_REPLACE are honoured); user.gitkv.expires (ISO 8601, UTC) and
+ * user.gitkv.commit (the last commit that changed the path) are read-only
+ * (EPERM). A name the path does not have is ENODATA.
+ */
+#define XATTR_TTL "user.gitkv.ttl"
+#define XATTR_EXPIRES "user.gitkv.expires"
+#define XATTR_COMMIT "user.gitkv.commit"
+
+enum xattr_name { XATTR_OTHER, XATTR_IS_TTL, XATTR_IS_EXPIRES, XATTR_IS_COMMIT };
+
+static enum xattr_name xattr_of(const char *name)
+{
+	if (!strcmp(name, XATTR_TTL))
+		return XATTR_IS_TTL;
+	if (!strcmp(name, XATTR_EXPIRES))
+		return XATTR_IS_EXPIRES;
+	if (!strcmp(name, XATTR_COMMIT))
+		return XATTR_IS_COMMIT;
+	return XATTR_OTHER;
+}
+
+/* The committed key behind inode `ino` (malloc'd), or an errno. */
+static int xattr_key(struct gitkvfs *fs, fuse_ino_t ino, char **out)
+{
+	struct fs_inode *inode;
+	int err = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&fs->inodes.lock);
+	inode = fs_inode_find(&fs->inodes, ino);
+	if (!inode || !inode->linked)
+		err = ENOENT;
+	else if (inode->temp || inode->fresh)
+		err = ENOTSUP; /* not in the store (yet): it has no metadata */
+	else if (!(*out = strdup(inode->path)))
+		err = ENOMEM;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	return err;
+}
+
+static int first_commit(const gitkv_commit_info *c, void *payload)
+{
+	*(gitkv_oid *)payload = c->id;
+	return 1;
+}
+
+/* The text of attribute `which` of `key` into `buf`; its length or -errno. */
+static int xattr_text(struct gitkvfs *fs, const char *key, enum xattr_name which, char *buf,
+		      size_t size)
+{
+	gitkv_meta m;
+	gitkv_oid id = {{0}};
+	struct tm tm;
+	time_t t;
+	int code;
+
+	if (which == XATTR_IS_COMMIT) {
+		code = gitkv_store_history(fs->store, key, 1, first_commit, &id);
+		if (code < 0)
+			return -gitkv_error_errno(code);
+		if (gitkv_oid_is_zero(&id))
+			return -ENODATA;
+		gitkv_oid_fmt(buf, &id);
+		return GITKV_OID_HEXSZ;
+	}
+	if ((code = gitkv_store_meta(fs->store, key, &m)) < 0)
+		return -gitkv_error_errno(code);
+	if (which == XATTR_IS_TTL)
+		return m.ttl ? snprintf(buf, size, "%lld", (long long)m.ttl) : -ENODATA;
+	if (!m.expires)
+		return -ENODATA;
+	t = (time_t)m.expires;
+	gmtime_r(&t, &tm);
+	return (int)strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Reply to a getxattr/listxattr with `len` bytes of `data` and the size protocol. */
+static void reply_xattr(fuse_req_t req, const char *data, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, data, len);
+}
+
+static int parse_ttl(const char *value, size_t size, int64_t *out)
+{
+	char buf[32];
+	char *end;
+	long long v;
+
+	while (size && (value[size - 1] == '\n' || value[size - 1] == ' '))
+		size--;
+	if (!size || size >= sizeof(buf))
+		return EINVAL;
+	memcpy(buf, value, size);
+	buf[size] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return EINVAL;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno || *end || v > GITKV_TTL_MAX)
+		return EINVAL;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Set (remove: clear) the TTL xattr `name` of `ino` to `ttl` seconds, with
+ * setxattr's `flags`; 0 or an errno.
+ */
+static int change_ttl(fuse_req_t req, fuse_ino_t ino, const char *name, int64_t ttl, int flags,
+		      bool remove)
+{
+	struct gitkvfs *fs = fs_of(req);
+	enum xattr_name which = xattr_of(name);
+	gitkv_op op = {.type = GITKV_OP_TTL, .ttl = ttl};
+	char *key = NULL, cur[32];
+	int len, err;
+
+	if (fs_control_is(ino))
+		return EROFS;
+	if (which == XATTR_OTHER)
+		return ENOTSUP;
+	if (which != XATTR_IS_TTL)
+		return EPERM;
+	if (fs->readonly)
+		return EROFS;
+	if ((err = xattr_key(fs, ino, &key)) != 0)
+		return err;
+	len = xattr_text(fs, key, XATTR_IS_TTL, cur, sizeof(cur));
+	if (len < 0 && (len != -ENODATA || remove))
+		err = -len;
+	else if ((flags & XATTR_CREATE) && len >= 0)
+		err = EEXIST;
+	else if ((flags & XATTR_REPLACE) && len < 0)
+		err = ENODATA;
+	else {
+		op.key = key;
+		err = commit(fs, req, &op);
+	}
+	free(key);
+	return err;
+}
+
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, ENOTSUP);
+	int64_t ttl = 0;
+	int err = xattr_of(name) == XATTR_IS_TTL && !fs_control_is(ino)
+			  ? parse_ttl(value, size, &ttl)
+			  : 0;
+
+	fuse_reply_err(req, err ? err : change_ttl(req, ino, name, ttl, flags, false));
 }
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	fuse_reply_err(req, ENOTSUP);
+	struct gitkvfs *fs = fs_of(req);
+	enum xattr_name which = xattr_of(name);
+	char *key = NULL, buf[64];
+	int len, err;
+
+	if (which == XATTR_OTHER || fs_control_is(ino)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if ((err = xattr_key(fs, ino, &key)) != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	len = xattr_text(fs, key, which, buf, sizeof(buf));
+	free(key);
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else
+		reply_xattr(req, buf, (size_t)len, size);
 }
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
+	static const enum xattr_name names[] = {XATTR_IS_COMMIT, XATTR_IS_TTL, XATTR_IS_EXPIRES};
+	static const char *const strs[] = {XATTR_COMMIT, XATTR_TTL, XATTR_EXPIRES};
+	struct gitkvfs *fs = fs_of(req);
+	char list[128], buf[64], *key = NULL;
+	size_t len = 0;
+
+	if (fs_control_is(ino) || xattr_key(fs, ino, &key) != 0) {
+		reply_xattr(req, "", 0, size); /* nothing to list */
+		return;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (xattr_text(fs, key, names[i], buf, sizeof(buf)) < 0)
+			continue;
+		memcpy(list + len, strs[i], strlen(strs[i]) + 1);
+		len += strlen(strs[i]) + 1;
+	}
+	free(key);
+	reply_xattr(req, list, len, size);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, change_ttl(req, ino, name, 0, 0, true));
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
@@ -2632,6 +2933,7 @@ void fs_invalidate_paths(void *payload, char *const *paths, size_t count)
 		free(parent);
 
 		/* no lock held from here on: the kernel may call us back */
+		__atomic_fetch_add(&fs->stats.invalidations, 1, __ATOMIC_RELAXED);
 		if (ino && notify_failed(r = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0)))
 			fuse_log(FUSE_LOG_DEBUG, "gitkvfs: invalidating '%s': %s\n", path,
 				 strerror(-r));
@@ -2665,12 +2967,27 @@ static void on_change(const gitkv_change_batch *batch, void *payload)
 {
 	struct gitkvfs *fs = payload;
 
-	if (batch->origin != GITKV_ORIGIN_EXTERNAL || !batch->count)
+	/* an expiry that changed: the kernel must ask again, and cache no longer than it */
+	for (size_t i = 0; i < batch->count; i++) {
+		const char *p = batch->changes[i].path;
+
+		if (gitkv_key_has_prefix(p, GITKV_META_PREFIX) && strlen(p) > strlen(GITKV_META_PREFIX) &&
+		    strcmp(gitkv_key_basename(p), GITKV_RESERVED) != 0 &&
+		    (gitkv_type_is_value(batch->changes[i].old.type) ||
+		     gitkv_type_is_value(batch->changes[i].new.type)))
+			fs_notifier_push(fs->notifier, p + strlen(GITKV_META_PREFIX) + 1);
+	}
+	if (batch->origin == GITKV_ORIGIN_LOCAL || !batch->count)
 		return;
 	if (fs->replay)
 		fs_replay_push(fs->replay, batch);
 	else
 		fs_notifier_change(batch, fs->notifier);
+}
+
+static int render_metrics(void *payload, char **out, size_t *len_out)
+{
+	return fs_metrics_render(payload, out, len_out);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -2691,8 +3008,9 @@ int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_option
 	fs->max_value_size = gitkv_store_max_value_size(store);
 	/* room for an editor's swap file of the largest value */
 	fs->max_temp_size = 4 * fs->max_value_size + (1 << 20);
-	fs->uid = getuid();
-	fs->gid = getgid();
+	fs->uid = opts->uid;
+	fs->gid = opts->gid;
+	fs->umask = opts->umask;
 	fs->started = time(NULL);
 	fs->sync_mode = opts->sync_mode == GITKVFS_SYNC_SYNC;
 	fs->quorum = opts->quorum;
@@ -2700,6 +3018,9 @@ int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_option
 	fs->control.store = store;
 	fs->control.sync_mode = fs->sync_mode ? "sync" : "async";
 	fs->control.quorum = opts->quorum;
+	fs->control.entry_timeout = opts->entry_timeout;
+	fs->control.metrics = render_metrics;
+	fs->control.metrics_payload = fs;
 
 	pthread_rwlockattr_init(&attr);
 	/* renames must not starve behind a stream of flushes */
@@ -2709,6 +3030,7 @@ int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_option
 
 	if ((code = fs_ignore_new(&fs->ignore, opts->ignore)) < 0 ||
 	    (code = fs_inodes_init(&fs->inodes)) < 0 ||
+	    (code = fs_control_init(&fs->control)) < 0 ||
 	    (code = fs_notifier_new(&fs->notifier, fs_invalidate_paths, fs)) < 0 ||
 	    /* the kernel refuses a read-only mount's writes: invalidate only */
 	    (!opts->noreplay && !opts->readonly &&
@@ -2810,6 +3132,7 @@ void fs_free(struct gitkvfs *fs)
 	if (fs->inodes.by_ino)
 		fs_inodes_release(&fs->inodes);
 	fs_ignore_free(fs->ignore);
+	fs_control_release(&fs->control);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	free(fs);
 }

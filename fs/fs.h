@@ -69,6 +69,7 @@
 
 #include <gitkv/store.h>
 #include <gitkv_sync/engine.h>
+#include <gitkv_sync/reaper.h>
 
 #include "control.h"
 #include "inode.h"
@@ -88,8 +89,9 @@ struct gitkvfs {
 	size_t max_value_size; /* the store's */
 	size_t max_temp_size;  /* in-memory files */
 	bool readonly;
-	uid_t uid; /* owner shown for every file: the daemon's */
-	gid_t gid;
+	uid_t uid;    /* owner shown for every file: -o uid, or the daemon's */
+	gid_t gid;    /* -o gid, or the daemon's */
+	mode_t umask; /* -o umask: bits cleared from every mode shown */
 	time_t started; /* mtime of the virtual nodes */
 	struct fs_notifier *notifier;
 	struct fs_replay *replay; /* NULL: external changes are only invalidated */
@@ -101,7 +103,14 @@ struct gitkvfs {
 	struct fuse_session *se;
 	int mnt_id;			  /* the mount's id in /proc/PID/fdinfo, or 0 */
 	sync_engine *engine;		  /* NULL without remotes */
+	sync_reaper *reaper;		  /* NULL on a read-only mount; set by main */
 	struct fs_control_source control; /* what /.gitkv reports on */
+
+	struct fs_stats {
+		uint64_t reads, read_bytes;   /* read requests that reached the daemon */
+		uint64_t writes, write_bytes; /* write requests */
+		uint64_t invalidations;	      /* kernel-cache invalidations sent */
+	} stats;			      /* atomics (__atomic builtins), any thread */
 
 	pthread_rwlock_t ns_lock; /* see "Threads and locks" above */
 	struct fs_inodes inodes;  /* guarded by inodes.lock */
@@ -119,7 +128,7 @@ int fs_new(struct gitkvfs **out, gitkv_store *store, const struct gitkvfs_option
 /*
  * Start the notifier and replay threads for session `se`, mounted at
  * `mountpoint`, syncing through `engine` (NULL: no remotes; borrowed, it
- * must outlive the session loop). Call it after fuse_daemonize() and before
+ * must outlive the session loop). Call it after the daemon has detached (main.c) and before
  * the session loop. Returns 0 or GITKV_ERROR.
  */
 int fs_start(struct gitkvfs *fs, struct fuse_session *se, const char *mountpoint,

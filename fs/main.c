@@ -5,11 +5,21 @@
  *
  * A thin driver over the library in this directory: parse the command line
  * (options.c), open the store, build the filesystem (fs.c), then the
- * libfuse sequence of hello_ll.c. Every step that can fail runs before
- * fuse_daemonize(), so a failure is one line "gitkvfs: ..." on the caller's
- * terminal and exit status 1 (2 for a malformed command line), with nothing
- * left mounted. Threads start only after the fork (they would not survive
- * it): the sync thread, the notifier, the replay thread and the ref watcher.
+ * libfuse sequence of hello_ll.c. A failure is one line "gitkvfs: ..." on
+ * the caller's terminal and exit status 1 (2 for a malformed command line
+ * or configuration file), with nothing left mounted. Threads start only
+ * after the fork (they would not survive it): the sync thread, the
+ * notifier, the replay thread, the ref watcher and the TTL reaper (not on a
+ * read-only mount).
+ *
+ * Detaching (without -f) is fuse_daemonize() in two steps, detach() and
+ * detach_done(): the parent waits until the child has started its threads
+ * and exits 0 only then, or 1 if the child exits first. The child keeps
+ * the caller's stderr until then, so a failure after the fork is still
+ * reported to the caller, and the mount is gone before the caller learns
+ * of it.
+ * When `gitkvfs STORE MNT` (or mount(8), through mount.fuse3) returns 0,
+ * the mount serves requests.
  *
  * Signals. SIGTERM, SIGINT, SIGHUP and an unmount end the loop (libfuse's
  * handlers). SIGUSR1 asks for a sync round now: our handler is installed
@@ -19,7 +29,7 @@
  * we start blocks these signals, so the handler runs on the main thread or
  * a FUSE worker.
  *
- * Shutdown, after the loop: the replay and notifier threads stop (the
+ * Shutdown, after the loop: the reaper stops, the replay and notifier threads stop (the
  * kernel answers nobody now), the deletes still pending are committed, the
  * sync engine makes one last bounded push (10 s), the watcher stops, the
  * mount goes, and the store is closed; the exit status is 0.
@@ -28,16 +38,19 @@
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gitkv/error.h>
 #include <gitkv/remote.h>
 #include <gitkv/store.h>
 #include <gitkv_sync/engine.h>
+#include <gitkv_sync/reaper.h>
 #include <gitkv_sync/watcher.h>
 
 #include "fs.h"
@@ -52,6 +65,9 @@
 static sync_engine *volatile usr1_engine;
 
 static bool show_debug; /* -d: let debug-level messages through */
+
+/* Detached child: the pipe its parent waits on (see detach()); else -1. */
+static int detach_fd = -1;
 
 static void on_sigusr1(int sig)
 {
@@ -127,11 +143,89 @@ static int start_sync(sync_engine **out, gitkv_store *store, const struct gitkvf
 	return code;
 }
 
+/*
+ * Without -f: fork; the parent waits on a pipe and exits 0 once the child
+ * calls detach_done(), 1 if the child exits without calling it. The child
+ * leaves the caller's session. With or without -f, change to / (every path
+ * was made absolute). 0 or -1 (message printed).
+ */
+static int detach(bool foreground)
+{
+	int waiter[2];
+	ssize_t n;
+	char ready;
+
+	if (!foreground) {
+		if (pipe2(waiter, O_CLOEXEC) == -1) {
+			fprintf(stderr, "%s: cannot detach: %s\n", PROG, strerror(errno));
+			return -1;
+		}
+		switch (fork()) {
+		case -1:
+			fprintf(stderr, "%s: cannot detach: %s\n", PROG, strerror(errno));
+			close(waiter[0]);
+			close(waiter[1]);
+			return -1;
+		case 0:
+			break;
+		default:
+			close(waiter[1]);
+			do
+				n = read(waiter[0], &ready, 1);
+			while (n == -1 && errno == EINTR);
+			_exit(n == 1 ? 0 : 1);
+		}
+		close(waiter[0]);
+		detach_fd = waiter[1];
+		if (setsid() == -1) {
+			fprintf(stderr, "%s: cannot detach: setsid: %s\n", PROG, strerror(errno));
+			return -1;
+		}
+	}
+	if (chdir("/") == -1) {
+		fprintf(stderr, "%s: cannot change to /: %s\n", PROG, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The detached child is ready: let go of the caller's terminal (stdio to
+ * /dev/null), then let the parent exit 0. Nothing with -f.
+ */
+static void detach_done(void)
+{
+	int nullfd;
+
+	if (detach_fd == -1)
+		return;
+	nullfd = open("/dev/null", O_RDWR);
+	if (nullfd != -1) {
+		dup2(nullfd, STDIN_FILENO);
+		dup2(nullfd, STDOUT_FILENO);
+		dup2(nullfd, STDERR_FILENO);
+		if (nullfd > STDERR_FILENO)
+			close(nullfd);
+	}
+	if (write(detach_fd, "", 1) != 1) {
+		/* the parent is gone: nobody is waiting */
+	}
+	close(detach_fd);
+	detach_fd = -1;
+}
+
 static int usage_error(void)
 {
 	fprintf(stderr, "%s: %s\n", PROG, gitkv_error_last());
 	fs_options_usage(stderr, PROG);
 	fprintf(stderr, "Try '%s --help' for more information.\n", PROG);
+	return 2;
+}
+
+/* A configuration file is wrong: one line, "gitkvfs: PATH:LINE: what is wrong". */
+static int config_error(void)
+{
+	fprintf(stderr, "%s: %s\n", PROG, gitkv_error_last());
 	return 2;
 }
 
@@ -164,6 +258,7 @@ int main(int argc, char *argv[])
 	gitkv_store *store = NULL;
 	sync_watcher *watcher = NULL;
 	sync_engine *engine = NULL;
+	sync_reaper *reaper = NULL;
 	int ret = 1, loop;
 	bool mounted = false, handlers = false;
 
@@ -181,8 +276,9 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
-	if (fs_options_validate(&opts) < 0) {
-		ret = usage_error();
+	/* the configuration file: values -o did not set; its errors name its line */
+	if (fs_options_load_config(&args, &opts) < 0 || fs_options_validate(&opts) < 0) {
+		ret = opts.error_in_file ? config_error() : usage_error();
 		goto out;
 	}
 	show_debug = opts.cmdline.debug;
@@ -220,17 +316,20 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, opts.cmdline.mountpoint) != 0)
 		goto out;
 	mounted = true;
-	if (fuse_daemonize(opts.cmdline.foreground) != 0)
+	if (detach(opts.cmdline.foreground) != 0)
 		goto out;
 
 	/* threads from here on: they would not survive the fork */
 	if (start_sync(&engine, store, &opts) < 0 ||
 	    fs_start(fs, se, opts.cmdline.mountpoint, engine) < 0 ||
-	    sync_watcher_start(&watcher, store) < 0) {
+	    sync_watcher_start(&watcher, store) < 0 ||
+	    (!opts.readonly && sync_reaper_start(&reaper, store) < 0)) {
 		fuse_log(FUSE_LOG_ERR, "%s: %s\n", PROG, gitkv_error_last());
 		goto out;
 	}
+	fs->reaper = reaper; /* for the metrics; read only by request handlers */
 	usr1_engine = engine;
+	detach_done(); /* the caller may use the mount now */
 	loop = run_loop(se, &opts.cmdline);
 	/* a signal (positive) or an unmount (0) is the normal way out */
 	ret = loop < 0 ? 1 : 0;
@@ -238,6 +337,9 @@ int main(int argc, char *argv[])
 		fuse_log(FUSE_LOG_ERR, "%s: the session ended with an error\n", PROG);
 
 out:
+	if (fs)
+		fs->reaper = NULL;
+	sync_reaper_stop(reaper); /* first: its commits are replayed, and pushed below */
 	if (fs) {
 		fs_stop(fs);
 		if (mounted && fs_commit_pending(fs))

@@ -90,7 +90,7 @@ void fs_notifier_change(const gitkv_change_batch *batch, void *payload)
 {
 	struct fs_notifier *n = payload;
 
-	if (batch->origin != GITKV_ORIGIN_EXTERNAL || !batch->count)
+	if (batch->origin == GITKV_ORIGIN_LOCAL || !batch->count)
 		return;
 	pthread_mutex_lock(&n->lock);
 	for (size_t i = 0; i < batch->count; i++) {

@@ -74,6 +74,7 @@ struct fs_replay {
 	struct batch *head, *tail;
 	struct batch *current; /* being replayed: the view */
 	bool stopping;
+	uint64_t batches, steps, fallbacks; /* atomics: what was replayed */
 };
 
 /* ---- batches ----------------------------------------------------------------------------- */
@@ -343,6 +344,7 @@ static void replay_batch(struct fs_replay *r, struct batch *b)
 		if (stopping(r))
 			break;
 		err = r->root < 0 ? ENOTCONN : replay_step(r, s);
+		__atomic_fetch_add(err ? &r->fallbacks : &r->steps, 1, __ATOMIC_RELAXED);
 		if (err) {
 			fuse_log(FUSE_LOG_DEBUG,
 				 "gitkvfs: cannot replay the change of '%s' through the mount: %s; "
@@ -357,6 +359,15 @@ static void replay_batch(struct fs_replay *r, struct batch *b)
 	if (r->root >= 0)
 		close(r->root);
 	r->root = -1;
+	__atomic_fetch_add(&r->batches, 1, __ATOMIC_RELAXED);
+}
+
+void fs_replay_counters(struct fs_replay *r, uint64_t *batches, uint64_t *steps,
+			uint64_t *fallbacks)
+{
+	*batches = r ? __atomic_load_n(&r->batches, __ATOMIC_RELAXED) : 0;
+	*steps = r ? __atomic_load_n(&r->steps, __ATOMIC_RELAXED) : 0;
+	*fallbacks = r ? __atomic_load_n(&r->fallbacks, __ATOMIC_RELAXED) : 0;
 }
 
 static void *replay_main(void *arg)

@@ -94,4 +94,11 @@ bool fs_replay_stop(struct fs_replay *r, int timeout_ms);
 /* Stop, wait for the thread without a bound, and free. `r` may be NULL. */
 void fs_replay_free(struct fs_replay *r);
 
+/*
+ * Batches replayed, steps performed through the mount, and steps that
+ * could not be and were invalidated instead (any thread; `r` may be NULL).
+ */
+void fs_replay_counters(struct fs_replay *r, uint64_t *batches, uint64_t *steps,
+			uint64_t *fallbacks);
+
 #endif

@@ -120,11 +120,13 @@ static void test_key__the_reserved_top_level_name_is_einvalid(void **state)
 	assert_true(gitkv_key_is_reserved(".gitkv/meta/x"));
 }
 
-static void test_key__the_reserved_name_is_valid_below_the_top(void **state)
+static void test_key__the_reserved_name_is_reserved_at_every_level(void **state)
 {
-	assert_ok(gitkv_key_validate("a/.gitkv"));
-	assert_ok(gitkv_key_validate("a/.gitkv/meta/x"));
+	/* below the top it names a prefix's own metadata (gitkv/meta.h) */
+	assert_gitkv(gitkv_key_validate("a/.gitkv"), GITKV_EINVALID);
+	assert_gitkv(gitkv_key_validate("a/.gitkv/meta/x"), GITKV_EINVALID);
 	assert_ok(gitkv_key_validate(".gitkvx"));
+	assert_ok(gitkv_key_validate("a/x.gitkv"));
 	assert_false(gitkv_key_is_reserved("a/.gitkv"));
 	assert_false(gitkv_key_is_reserved(".gitkvx"));
 	assert_false(gitkv_key_is_reserved(".gitk"));
@@ -134,7 +136,8 @@ static void test_key__component_rules_match_the_key_rules(void **state)
 {
 	assert_ok(gitkv_key_validate_component("abc", 3));
 	assert_ok(gitkv_key_validate_component("abcdef", 3)); /* only `len` bytes count */
-	assert_ok(gitkv_key_validate_component(".gitkv", 6)); /* reserved only at the top */
+	assert_gitkv(gitkv_key_validate_component(".gitkv", 6), GITKV_EINVALID);
+	assert_ok(gitkv_key_validate_component(".gitkv7", 6 + 1));
 	assert_gitkv(gitkv_key_validate_component("", 0), GITKV_EINVALID);
 	assert_gitkv(gitkv_key_validate_component(".", 1), GITKV_EINVALID);
 	assert_gitkv(gitkv_key_validate_component("..", 2), GITKV_EINVALID);
@@ -225,12 +228,12 @@ static void test_key__invalid_keys_are_refused_by_the_store_without_a_commit(voi
 	free(too_long);
 }
 
-static void test_key__a_key_below_the_reserved_name_works_in_the_store(void **state)
+static void test_key__the_reserved_name_below_the_top_is_refused_by_the_store(void **state)
 {
 	struct sandbox *sb = *state;
 
-	set_str(sb->store, "a/.gitkv", "fine");
-	assert_value_str(sb->store, "a/.gitkv", "fine");
+	assert_gitkv(gitkv_store_set(sb->store, "a/.gitkv", "no", 2, NULL, NULL), GITKV_EINVALID);
+	assert_int_equal(sandbox_count_commits(sb), 0);
 }
 
 static void test_error__codes_map_to_errno(void **state)
@@ -327,7 +330,7 @@ int main(void)
 	    cmocka_unit_test(test_key__a_256_byte_component_is_enametoolong),
 	    cmocka_unit_test(test_key__a_4097_byte_key_is_enametoolong),
 	    cmocka_unit_test(test_key__the_reserved_top_level_name_is_einvalid),
-	    cmocka_unit_test(test_key__the_reserved_name_is_valid_below_the_top),
+	    cmocka_unit_test(test_key__the_reserved_name_is_reserved_at_every_level),
 	    cmocka_unit_test(test_key__component_rules_match_the_key_rules),
 	    cmocka_unit_test(test_key__a_component_holding_nul_is_einvalid),
 	    cmocka_unit_test(test_key__join_puts_a_slash_between_dir_and_name),
@@ -338,7 +341,7 @@ int main(void)
 		test_key__invalid_keys_are_refused_by_the_store_without_a_commit, sandbox_setup,
 		sandbox_teardown),
 	    cmocka_unit_test_setup_teardown(
-		test_key__a_key_below_the_reserved_name_works_in_the_store, sandbox_setup,
+		test_key__the_reserved_name_below_the_top_is_refused_by_the_store, sandbox_setup,
 		sandbox_teardown),
 	    cmocka_unit_test(test_error__codes_map_to_errno),
 	    cmocka_unit_test(test_error__every_code_has_a_name),

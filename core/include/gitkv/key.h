@@ -20,14 +20,16 @@
 
 /*
  * Check that `key` is a valid user key. Returns 0, GITKV_EINVALID (empty,
- * bad component, reserved top-level ".gitkv") or GITKV_ENAMETOOLONG.
+ * bad component, a component named ".gitkv") or GITKV_ENAMETOOLONG.
  * Records a message naming the problem.
  */
 int gitkv_key_validate(const char *key);
 
 /*
- * Check a single path component (a file name). Same codes as above; the
- * reserved name is not checked here (it is only reserved at the top).
+ * Check a single path component (a file name). Same codes as above.
+ * ".gitkv" is reserved at every level: at the top it holds the store's
+ * metadata (and the mount's control tree), and below it names a prefix's
+ * own metadata (gitkv/meta.h).
  */
 int gitkv_key_validate_component(const char *name, size_t len);
 

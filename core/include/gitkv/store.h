@@ -103,6 +103,10 @@ typedef enum gitkv_op_type {
 	GITKV_OP_RMDIR,	 /* remove the empty prefix `key` */
 	GITKV_OP_RENAME, /* move `key` (value or whole prefix) to `to` */
 	GITKV_OP_CHMOD,	 /* set the exec bit of the value at `key` (vtype) */
+	GITKV_OP_TTL,	 /* set the TTL of the value or prefix at `key` (`ttl`, 0
+			    removes it; see gitkv/meta.h) */
+	GITKV_OP_EXPIRE, /* delete those of `keys` whose expiry is at or before
+			    `now` (see gitkv_store_expire()) */
 } gitkv_op_type;
 
 enum gitkv_op_flags {
@@ -114,6 +118,10 @@ enum gitkv_op_flags {
 					current blob id is `expect` */
 	GITKV_OP_KEEP_TYPE = 1 << 3, /* SET: keep the exec bit of an existing value */
 	GITKV_OP_INTERNAL = 1 << 4,  /* allow keys under the reserved .gitkv/ */
+	GITKV_OP_INDIRECT = 1 << 5,  /* the change did not come through the caller's
+					own view (an expiry, a request from the
+					network): it is committed alone and reported
+					with origin GITKV_ORIGIN_INDIRECT */
 };
 
 typedef struct gitkv_op {
@@ -125,12 +133,17 @@ typedef struct gitkv_op {
 	gitkv_type vtype;	/* SET: FILE (default), EXEC or LINK; CHMOD: FILE or EXEC */
 	unsigned int flags;	/* gitkv_op_flags */
 	gitkv_oid expect;	/* IF_MATCH: the expected blob id */
+	int64_t ttl;		/* SET: > 0 also sets the value's TTL; TTL: the TTL */
+	const char *const *keys; /* EXPIRE: the candidates */
+	size_t nkeys;
+	int64_t now;		/* EXPIRE: expired means expiry <= now */
 } gitkv_op;
 
 /* What a successful operation did. */
 typedef struct gitkv_result {
 	bool committed;		/* false when the operation changed nothing */
 	gitkv_oid commit;	/* the commit holding the change (HEAD if unchanged) */
+	size_t count;		/* EXPIRE: how many values it deleted */
 } gitkv_result;
 
 /*
@@ -182,7 +195,8 @@ int gitkv_store_read_blob(gitkv_store *store, const gitkv_oid *oid, char **buf_o
 			  size_t *len_out);
 
 /*
- * Read the value at `key` in HEAD. Returns 0, GITKV_ENOTFOUND, GITKV_EISDIR,
+ * Read the value at `key` in HEAD (a value past its expiry is GITKV_ENOTFOUND,
+ * gitkv/meta.h). Returns 0, GITKV_ENOTFOUND, GITKV_EISDIR,
  * GITKV_EINVALID. `entry_out` may be NULL.
  */
 int gitkv_store_get(gitkv_store *store, const char *key, char **buf_out, size_t *len_out,
@@ -221,11 +235,38 @@ typedef int (*gitkv_history_fn)(const gitkv_commit_info *commit, void *payload);
 int gitkv_store_history(gitkv_store *store, const char *key, size_t limit, gitkv_history_fn fn,
 			void *payload);
 
+/*
+ * gitkv_store_history() that examines at most `max_commits` commits of the
+ * branch's first-parent history (0: no bound), so that the cost of a walk
+ * for a key that rarely changes is bounded too. Same returns.
+ */
+int gitkv_store_history_bounded(gitkv_store *store, const char *key, size_t limit,
+				size_t max_commits, gitkv_history_fn fn, void *payload);
+
+/* One child of a prefix at a revision, as seen by gitkv_store_list_at(). */
+typedef int (*gitkv_list_fn)(const char *name, const gitkv_entry *entry, void *payload);
+
+/*
+ * Call `fn` for each child of prefix `dir` ("" for the root) in the tree of
+ * commit `rev` (the revision syntax of gitkv_store_lookup_at()), in the
+ * tree's order, without touching the snapshot. Entries are filled as by
+ * gitkv_store_lookup_at() (size resolved, mtime the commit's time); the
+ * reserved .gitkv is listed like any name, as gitkv_snapshot_list() does.
+ * `name` and `entry` are borrowed for the call; a non-zero return stops the
+ * listing and is returned. Returns 0, GITKV_ENOTFOUND (no such revision or
+ * prefix), GITKV_ENOTDIR (`dir` is a value), GITKV_EINVALID or GITKV_ERROR.
+ * Takes no store lock (it opens its own repository handle).
+ */
+int gitkv_store_list_at(gitkv_store *store, const char *rev, const char *dir, gitkv_list_fn fn,
+			void *payload);
+
 /* ---- the change stream ----------------------------------------------- */
 
 typedef enum gitkv_origin {
 	GITKV_ORIGIN_LOCAL = 0,	 /* committed through this store handle */
 	GITKV_ORIGIN_EXTERNAL,	 /* found by gitkv_store_refresh() */
+	GITKV_ORIGIN_INDIRECT,	 /* committed through this store handle with
+				    GITKV_OP_INDIRECT: no view has seen it yet */
 } gitkv_origin;
 
 /*
@@ -261,5 +302,25 @@ int gitkv_store_subscribe(gitkv_store *store, gitkv_change_fn fn, void *payload)
  * returns, `fn` is not running and will not be called again for it.
  */
 void gitkv_store_unsubscribe(gitkv_store *store, gitkv_change_fn fn, void *payload);
+
+/* ---- statistics (for metrics) ------------------------------------------ */
+
+/* Upper bounds, in seconds, of the commit latency histogram's buckets. */
+#define GITKV_LATENCY_BOUNDS                                                                       	{ 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0 }
+#define GITKV_LATENCY_BUCKETS 13
+
+typedef struct gitkv_store_stats {
+	uint64_t commits;	/* commits made through this handle */
+	uint64_t ops;		/* operations that changed something */
+	uint64_t failed_ops;	/* operations that failed */
+	uint64_t bytes_written; /* value bytes of the SET operations committed */
+	/* per operation, from gitkv_store_apply() to its commit on the branch */
+	uint64_t latency_count;
+	uint64_t latency_sum_ns;
+	uint64_t latency_le[GITKV_LATENCY_BUCKETS]; /* cumulative: <= each bound */
+} gitkv_store_stats;
+
+/* A consistent-enough copy of the counters (each read atomically). Any thread. */
+void gitkv_store_stats_get(gitkv_store *store, gitkv_store_stats *out);
 
 #endif
