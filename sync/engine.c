@@ -610,3 +610,251 @@ out:
 	pthread_mutex_unlock(&e->net_lock);
 	return error;
 }
+
+/* ---- compare-and-swap ------------------------------------------------------ */
+/*
+ * sync_engine_cas() (see engine.h). Locally: compare the value, then commit
+ * with IF_MATCH on the blob compared (EXCL when the key must be absent), so
+ * the store's own checks catch a writer that slipped in between.
+ * Cluster-wide, under net_lock so that the engine thread's rounds stay out:
+ *
+ *   bring the arbiter in; note its entry at the key (`base`)
+ *   compare and commit locally                  --differs--> EMODIFIED
+ *   push to the arbiter                         --accepted--> done
+ *     \--rejected--> fetch: is the arbiter's entry still `base`?
+ *          yes: integrate, push again      no: take theirs, EMODIFIED
+ *   unreachable, or past the deadline: put the compared value back, ERROR
+ *
+ * Pushing again after "yes" is sound because the push is a fast-forward:
+ * the arbiter moves from a commit whose key still holds what we compared
+ * to one holding our value, in one compare-and-swap of its ref.
+ */
+#include "gitkv/key.h"
+
+/* `key` in the branch (type NONE when absent). */
+static void cas_lookup(gitkv_store *store, const char *key, gitkv_entry *out)
+{
+	if (gitkv_snapshot_lookup(gitkv_store_snapshot(store), key, out) < 0)
+		memset(out, 0, sizeof(*out));
+}
+
+/* `key` in commit `head` (type NONE when absent, or when `head` is zero). */
+static int cas_entry_at(gitkv_store *store, const gitkv_oid *head, const char *key,
+			gitkv_entry *out)
+{
+	char hex[GITKV_OID_HEXSZ + 1];
+	int error;
+
+	memset(out, 0, sizeof(*out));
+	if (gitkv_oid_is_zero(head))
+		return 0;
+	error = gitkv_store_lookup_at(store, gitkv_oid_fmt(hex, head), key, out, NULL);
+	if (error == GITKV_ENOTFOUND) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	return error;
+}
+
+static bool cas_same(const gitkv_entry *a, const gitkv_entry *b)
+{
+	if (a->type == GITKV_TYPE_NONE || b->type == GITKV_TYPE_NONE)
+		return a->type == b->type;
+	return a->type == b->type && gitkv_oid_equal(&a->oid, &b->oid);
+}
+
+/* Set `*out` to whether `cur` holds exactly `expected` (NULL: is absent). */
+static int cas_holds(gitkv_store *store, const gitkv_entry *cur, const void *expected,
+		     size_t len, bool *out)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	int error;
+
+	*out = false;
+	if (!expected) {
+		*out = cur->type == GITKV_TYPE_NONE;
+		return 0;
+	}
+	if (!gitkv_type_is_value(cur->type) || (cur->size != GITKV_SIZE_UNKNOWN && cur->size != len))
+		return 0;
+	if ((error = gitkv_store_read_blob(store, &cur->oid, &buf, &n)) < 0)
+		return error;
+	*out = n == len && (!len || !memcmp(buf, expected, len));
+	free(buf);
+	return 0;
+}
+
+/*
+ * Compare the branch's value of `key` with `expected` and, if it matches,
+ * commit `value`. `cur` receives the entry compared (after a lost race: the
+ * one that won), `mine` the entry committed.
+ */
+static int cas_here(gitkv_store *store, const char *key, const void *expected,
+		    size_t expected_len, const void *value, size_t len, const gitkv_writer *writer,
+		    gitkv_entry *cur, gitkv_entry *mine, gitkv_result *res)
+{
+	gitkv_op op = { .type = GITKV_OP_SET, .key = key, .value = value, .len = len,
+			.vtype = GITKV_TYPE_FILE };
+	bool holds;
+	int error;
+
+	memset(cur, 0, sizeof(*cur));
+	memset(mine, 0, sizeof(*mine));
+	if ((error = gitkv_key_validate(key)) < 0 || (error = gitkv_store_refresh(store)) < 0)
+		return error;
+	cas_lookup(store, key, cur);
+	if (cur->type == GITKV_TYPE_DIR)
+		return gitkv_error_set(GITKV_EISDIR, "'%s' is a prefix", key);
+	if ((error = cas_holds(store, cur, expected, expected_len, &holds)) < 0)
+		return error;
+	if (!holds)
+		return gitkv_error_set(GITKV_EMODIFIED, "'%s' does not hold the expected value", key);
+	if (expected) {
+		op.flags = GITKV_OP_IF_MATCH;
+		op.expect = cur->oid;
+		op.vtype = cur->type;
+	} else {
+		op.flags = GITKV_OP_EXCL;
+	}
+	error = gitkv_store_apply(store, &op, writer, res);
+	if (error == GITKV_EMODIFIED || error == GITKV_EEXISTS) {
+		gitkv_store_refresh(store);
+		cas_lookup(store, key, cur);
+		return gitkv_error_set(GITKV_EMODIFIED, "'%s' changed meanwhile", key);
+	}
+	if (error < 0)
+		return error;
+	return cas_entry_at(store, &res->commit, key, mine);
+}
+
+/*
+ * Fetch the arbiter's branch. A failure is tried again twice: another
+ * process fetching into the same store holds the tracking ref's lock.
+ */
+static int cas_fetch(sync_engine *e, gitkv_store *store, struct remote *r,
+		     const struct timespec *deadline, gitkv_oid *head)
+{
+	int error;
+
+	for (int i = 0;; i++) {
+		error = gitkv_remote_fetch(store, r->name, r->url, &e->opts.remote, head);
+		if (!error || i == 2 || past(deadline))
+			return error;
+		poll(NULL, 0, 50);
+	}
+}
+
+static int cas_integrate(gitkv_store *store, const gitkv_oid *head, const char *from)
+{
+	gitkv_merge_result mr;
+	int error = 0;
+
+	if (gitkv_oid_is_zero(head))
+		return 0;
+	for (int i = 0; i < 10; i++) {
+		error = gitkv_store_integrate(store, head, from, &mr);
+		if (!error)
+			gitkv_merge_result_free(&mr);
+		if (error != GITKV_EMODIFIED)
+			break;
+	}
+	return error;
+}
+
+/* Make `key` hold `want` (type NONE: absent) again, if it still holds `mine`. */
+static int cas_put_back(gitkv_store *store, const char *key, const gitkv_entry *mine,
+			const gitkv_entry *want, const gitkv_writer *writer)
+{
+	gitkv_op op = { .type = GITKV_OP_DELETE, .key = key, .flags = GITKV_OP_IF_MATCH,
+			.expect = mine->oid };
+	char *buf = NULL;
+	size_t len = 0;
+	int error;
+
+	if (gitkv_type_is_value(want->type)) {
+		if ((error = gitkv_store_read_blob(store, &want->oid, &buf, &len)) < 0)
+			return error;
+		op.type = GITKV_OP_SET;
+		op.value = buf;
+		op.len = len;
+		op.vtype = want->type;
+	}
+	error = gitkv_store_apply(store, &op, writer, NULL);
+	free(buf);
+	/* A value written here since ours is newer than both: it stays. */
+	return error == GITKV_EMODIFIED || error == GITKV_ENOTFOUND ? 0 : error;
+}
+
+int sync_engine_cas(sync_engine *e, gitkv_store *store, const char *key, const void *expected,
+		    size_t expected_len, const void *value, size_t len, const gitkv_writer *writer,
+		    int timeout_ms, gitkv_entry *current_out, gitkv_result *result)
+{
+	gitkv_entry cur, mine, base, theirs, scratch;
+	struct timespec deadline;
+	struct remote *r;
+	gitkv_result res = { 0 };
+	gitkv_oid head;
+	char msg[256];
+	int error;
+
+	if (!current_out)
+		current_out = &scratch;
+	if (!e || !e->nremotes) {
+		error = cas_here(store, key, expected, expected_len, value, len, writer, &cur, &mine,
+				 &res);
+		*current_out = error ? cur : mine;
+		if (!error && result)
+			*result = res;
+		return error;
+	}
+	memset(current_out, 0, sizeof(*current_out));
+	r = &e->remotes[0];
+	deadline_in(&deadline, timeout_ms);
+	pthread_mutex_lock(&e->net_lock);
+	if ((error = cas_fetch(e, store, r, &deadline, &head)) < 0 ||
+	    (error = cas_integrate(store, &head, r->name)) < 0 ||
+	    (error = cas_entry_at(store, &head, key, &base)) < 0)
+		goto out;
+	error = cas_here(store, key, expected, expected_len, value, len, writer, &cur, &mine, &res);
+	*current_out = error ? cur : mine;
+	if (error)
+		goto out;
+	for (;;) {
+		error = gitkv_remote_push(store, r->name, r->url, &res.commit, &e->opts.remote);
+		if (!error)
+			break;
+		if (error == GITKV_EMODIFIED && !past(&deadline)) {
+			/* The arbiter moved on: did it change the key? */
+			if ((error = cas_fetch(e, store, r, &deadline, &head)) == 0 &&
+			    (error = cas_entry_at(store, &head, key, &theirs)) == 0 &&
+			    !cas_same(&theirs, &base)) {
+				cas_put_back(store, key, &mine, &theirs, writer);
+				cas_integrate(store, &head, r->name);
+				cas_lookup(store, key, current_out);
+				error = gitkv_error_set(GITKV_EMODIFIED,
+							"'%s' was changed first by another node", key);
+				goto out;
+			}
+			if (!error && (error = cas_integrate(store, &head, r->name)) == 0) {
+				gitkv_snapshot_head(gitkv_store_snapshot(store), &res.commit, NULL);
+				continue;
+			}
+		}
+		/* Unreachable, or still moving at the deadline: undo the local swap. */
+		snprintf(msg, sizeof(msg), "%s", gitkv_error_last());
+		cas_put_back(store, key, &mine, &cur, writer);
+		*current_out = cur;
+		error = gitkv_error_set(GITKV_ERROR, "%s", msg);
+		goto out;
+	}
+	if (result)
+		*result = res;
+	pthread_mutex_lock(&e->lock);
+	r->st.pushed = res.commit;
+	r->st.remote_head = res.commit;
+	pthread_mutex_unlock(&e->lock);
+out:
+	pthread_mutex_unlock(&e->net_lock);
+	return error;
+}

@@ -117,4 +117,41 @@ size_t sync_engine_status(sync_engine *e, sync_remote_status *out, size_t max);
 void sync_engine_counters(sync_engine *e, uint64_t *rounds, uint64_t *failures,
 			  uint64_t *conflicts);
 
+/* ---- compare-and-swap ------------------------------------------------------ */
+
+/*
+ * A compare-and-swap of `key` (`gitkv cas`): set it to the `len` bytes at
+ * `value` only if it holds exactly the `expected_len` bytes at `expected`,
+ * or, with `expected` NULL, only if it does not exist. Values are compared
+ * byte for byte; the commit is then made with GITKV_OP_IF_MATCH on the blob
+ * compared (GITKV_OP_EXCL for an absent key), so a writer that slips in
+ * between makes the swap fail rather than be overwritten. The value keeps
+ * the key's type (exec bit, symlink).
+ *
+ * With remotes the swap is cluster-wide and the first remote (the arbiter)
+ * decides, as for sync_engine_create_exclusive(): the arbiter is brought
+ * in, the branch's value compared, the swap committed locally and pushed to
+ * the arbiter from the calling thread. A rejected push fetches again: if
+ * the arbiter's entry at `key` is still the one the comparison saw, the
+ * swap is merged and pushed again; otherwise the swap lost, the local
+ * branch takes the arbiter's value and the call returns GITKV_EMODIFIED.
+ * The engine thread's rounds do not interleave with it, but another
+ * process syncing the same store (a gitkvfs mount with remotes) is not
+ * held back: its round may push the local commit merged with a concurrent
+ * change before the swap has pushed it itself.
+ *
+ * `current_out` (may be NULL) receives the key's entry after a swap, or the
+ * entry that made it fail (type GITKV_TYPE_NONE: absent); read the value
+ * with gitkv_store_read_blob(). Returns 0 (swapped; with remotes: on the
+ * arbiter), GITKV_EMODIFIED (the value differs, or changed meanwhile),
+ * GITKV_EISDIR (a prefix), the key and value errors of gitkv_store_apply(),
+ * or GITKV_ERROR when the arbiter cannot be reached, or keeps moving, for
+ * `timeout_ms` (the local commit is undone). Without remotes it is a local
+ * compare-and-swap and `timeout_ms` is unused. Not from the engine thread
+ * or a store subscriber.
+ */
+int sync_engine_cas(sync_engine *e, gitkv_store *store, const char *key, const void *expected,
+		    size_t expected_len, const void *value, size_t len, const gitkv_writer *writer,
+		    int timeout_ms, gitkv_entry *current_out, gitkv_result *result);
+
 #endif
