@@ -7,7 +7,14 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	libgit2-dev libfuse3-dev fuse3 libjson-c-dev libconfig-dev
 	libcmocka-dev libinotifytools0-dev inotify-tools libmicrohttpd-dev
-	mandoc attr git rsync vim-nox psmisc util-linux procps
+	mandoc attr git rsync vim-nox psmisc util-linux procps python3
+	# The ssh sync test runs an sshd of its own on 127.0.0.1 (it neither needs
+	# nor touches the service the package may start on port 22).
+	openssh-server openssh-client
+	# Packaging (cpack -G DEB runs dpkg-shlibdeps), the unit lint
+	# (systemd-analyze verify needs the package, not a running systemd), and
+	# strace to inject a failure into a mount's start-up.
+	dpkg-dev systemd strace
 )
 
 missing=()
