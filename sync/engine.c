@@ -842,7 +842,11 @@ int sync_engine_cas(sync_engine *e, gitkv_store *store, const char *key, const v
 			}
 		}
 		/* Unreachable, or still moving at the deadline: undo the local swap. */
-		snprintf(msg, sizeof(msg), "%s", gitkv_error_last());
+		if (error == GITKV_EMODIFIED)
+			snprintf(msg, sizeof(msg), "the arbiter '%s' kept moving for %d ms", r->name,
+				 timeout_ms);
+		else
+			snprintf(msg, sizeof(msg), "%s", gitkv_error_last());
 		cas_put_back(store, key, &mine, &cur, writer);
 		*current_out = cur;
 		error = gitkv_error_set(GITKV_ERROR, "%s", msg);
